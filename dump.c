@@ -1,0 +1,458 @@
+/*
+ * The dump subsystem driver: QEMU's argument rules, the output sink, stopping
+ * the VM, the snapshot (RAM ranges, vCPU registers, guest note), dispatch to
+ * the format writer, detached threads, progress and DUMP_COMPLETED.
+ */
+#include "dump.h"
+#include "dump/dump-internal.h"
+#include "util.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+struct DumpState {
+    VM *vm;
+    GMutex lock;           /* guards job and last */
+    DumpJob *job;          /* the dump in progress, or NULL */
+    DumpProgress last;     /* the result of the last dump (status none before any) */
+    GThread *thread;
+    bool resume;
+    DumpCompletedFn completed_fn;
+    void *completed_opaque;
+    guint threads;
+    GError *error;         /* a detached dump's error, handed to the main context */
+};
+
+static const char *const format_names[DUMP_FORMAT__MAX] = {
+    [DUMP_FORMAT_ELF] = "elf",
+    [DUMP_FORMAT_KDUMP_ZLIB] = "kdump-zlib",
+    [DUMP_FORMAT_KDUMP_LZO] = "kdump-lzo",
+    [DUMP_FORMAT_KDUMP_SNAPPY] = "kdump-snappy",
+    [DUMP_FORMAT_WIN_DMP] = "win-dmp",
+    [DUMP_FORMAT_KDUMP_RAW_ZLIB] = "kdump-raw-zlib",
+    [DUMP_FORMAT_KDUMP_RAW_LZO] = "kdump-raw-lzo",
+    [DUMP_FORMAT_KDUMP_RAW_SNAPPY] = "kdump-raw-snappy",
+    [DUMP_FORMAT_KDUMP_ZSTD] = "kdump-zstd",
+    [DUMP_FORMAT_KDUMP_RAW_ZSTD] = "kdump-raw-zstd",
+};
+
+static const char *const status_names[] = {
+    [DUMP_STATUS_NONE] = "none",
+    [DUMP_STATUS_ACTIVE] = "active",
+    [DUMP_STATUS_COMPLETED] = "completed",
+    [DUMP_STATUS_FAILED] = "failed",
+};
+
+const char *dump_format_name(DumpFormat f)
+{
+    return format_names[f];
+}
+
+const char *dump_status_name(DumpStatus s)
+{
+    return status_names[s];
+}
+
+bool dump_format_available(DumpFormat f)
+{
+    return f == DUMP_FORMAT_ELF;
+}
+
+static bool format_is_kdump(DumpFormat f)
+{
+    return f != DUMP_FORMAT_ELF && f != DUMP_FORMAT_WIN_DMP;
+}
+
+static bool format_is_raw_kdump(DumpFormat f)
+{
+    return f == DUMP_FORMAT_KDUMP_RAW_ZLIB || f == DUMP_FORMAT_KDUMP_RAW_LZO ||
+           f == DUMP_FORMAT_KDUMP_RAW_SNAPPY || f == DUMP_FORMAT_KDUMP_RAW_ZSTD;
+}
+
+DumpState *dump_state_new(VM *vm)
+{
+    DumpState *ds = g_new0(DumpState, 1);
+
+    ds->vm = vm;
+    g_mutex_init(&ds->lock);
+    return ds;
+}
+
+void dump_set_completion(DumpState *ds, DumpCompletedFn fn, void *opaque)
+{
+    ds->completed_fn = fn;
+    ds->completed_opaque = opaque;
+}
+
+void dump_set_threads(DumpState *ds, guint threads)
+{
+    ds->threads = threads;
+}
+
+/* ---- helpers used by writers ---- */
+
+void dump_note_append(GByteArray *out, const char *name, uint32_t type, const void *desc,
+                      size_t descsz)
+{
+    uint32_t namesz = (uint32_t)strlen(name) + 1;
+    uint32_t hdr[3] = { GUINT32_TO_LE(namesz), GUINT32_TO_LE((uint32_t)descsz),
+                        GUINT32_TO_LE(type) };
+    static const uint8_t pad[4];
+
+    g_byte_array_append(out, (const guint8 *)hdr, sizeof(hdr));
+    g_byte_array_append(out, (const guint8 *)name, namesz);
+    g_byte_array_append(out, pad, ELF_NOTE_ALIGN(namesz) - namesz);
+    g_byte_array_append(out, desc, (guint)descsz);
+    g_byte_array_append(out, pad, ELF_NOTE_ALIGN(descsz) - descsz);
+}
+
+GByteArray *dump_build_notes(const DumpJob *job)
+{
+    GByteArray *notes = g_byte_array_new();
+
+    arch_dump_cpu_notes(notes, &job->arch, job->cpus, job->ncpus);
+    if (job->guest_note) {
+        gsize len;
+        const guint8 *data = g_bytes_get_data(job->guest_note, &len);
+        g_byte_array_append(notes, data, (guint)len);
+    }
+    return notes;
+}
+
+bool dump_page_is_zero(const uint8_t *page, size_t size)
+{
+    const uint64_t *w = (const uint64_t *)page;
+    size_t n = size / 8;
+
+    if (size % 8) {
+        for (size_t i = size & ~(size_t)7; i < size; i++) {
+            if (page[i]) {
+                return false;
+            }
+        }
+    }
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) {
+            return false;
+        }
+    }
+    for (size_t i = n & ~(size_t)7; i < n; i++) {
+        if (w[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void dump_job_progress(DumpJob *job, uint64_t bytes)
+{
+    __atomic_add_fetch(&job->completed, bytes, __ATOMIC_RELAXED);
+}
+
+bool dump_job_check_cancel(DumpJob *job, GError **errp)
+{
+    if (__atomic_load_n(&job->cancelled, __ATOMIC_RELAXED)) {
+        error_setg(errp, "dump: cancelled");
+        return true;
+    }
+    return false;
+}
+
+/* ---- request checks (QEMU's order and texts) ---- */
+
+static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
+{
+    if (dump_in_progress(ds)) {
+        error_setg(errp, "There is a dump in process, please wait.");
+        return false;
+    }
+    if (req->has_begin && !req->has_length) {
+        error_setg(errp, "Parameter 'length' is missing");
+        return false;
+    }
+    if (!req->has_begin && req->has_length) {
+        error_setg(errp, "Parameter 'begin' is missing");
+        return false;
+    }
+    if (req->format != DUMP_FORMAT_ELF && (req->paging || req->has_begin)) {
+        error_setg(errp, "kdump-compressed format doesn't support paging or filter");
+        return false;
+    }
+    if (req->format == DUMP_FORMAT_WIN_DMP) {
+        error_setg(errp, "win-dump: invalid vmcoreinfo note size");
+        return false;
+    }
+    if (!dump_format_available(req->format)) {
+        error_setg(errp, "%s is not available now", dump_format_name(req->format));
+        return false;
+    }
+    if (req->paging) {
+        error_setg(errp, "dump: paging=true is not supported yet; dump without paging");
+        return false;
+    }
+    if (req->has_length && req->length == 0) {
+        error_setg(errp, "parameter 'length' expects a non-zero size");
+        return false;
+    }
+    if (req->has_begin && (req->begin < 0 || req->length < 0)) {
+        error_setg(errp, "dump: no guest memory to dump");
+        return false;
+    }
+    return true;
+}
+
+static int open_output(const DumpRequest *req, DumpGetFdFn get_fd, void *opaque, GError **errp)
+{
+    const char *p = req->protocol;
+
+    if (g_str_has_prefix(p, "fd:")) {
+        return get_fd ? get_fd(opaque, p + 3, errp) : -1;
+    }
+    if (g_str_has_prefix(p, "file:")) {
+        int fd = open(p + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            error_setg_errno(errp, errno, "Could not open '%s'", p + 5);
+        }
+        return fd;
+    }
+    error_setg(errp, "parameter 'protocol' must start with 'file:' or 'fd:'");
+    return -1;
+}
+
+/* The RAM blocks clipped by begin/length, as QEMU's filter does. */
+static GArray *collect_ranges(VM *vm, const DumpRequest *req, uint64_t *total)
+{
+    GArray *ranges = g_array_new(FALSE, FALSE, sizeof(DumpRange));
+    uint64_t lo = req->has_begin ? (uint64_t)req->begin : 0;
+    uint64_t hi = req->has_begin ? lo + (uint64_t)req->length : UINT64_MAX;
+
+    if (hi < lo) {
+        hi = UINT64_MAX;
+    }
+    *total = 0;
+    for (guint i = 0; i < guest_memory_count(vm->mem); i++) {
+        RamBlock *b = guest_memory_block(vm->mem, i);
+        uint64_t start = MAX(b->gpa, lo), end = MIN(b->gpa + b->size, hi);
+        if (start >= end) {
+            continue;
+        }
+        DumpRange r = { start, end - start, b->host + (start - b->gpa) };
+        g_array_append_val(ranges, r);
+        *total += r.size;
+    }
+    return ranges;
+}
+
+static void dump_job_free(DumpJob *job)
+{
+    dump_sink_close(&job->sink);
+    g_array_free(job->ranges, TRUE);
+    g_free(job->cpus);
+    if (job->guest_note) {
+        g_bytes_unref(job->guest_note);
+    }
+    g_free(job);
+}
+
+static bool run_writer(DumpJob *job, GError **errp)
+{
+    switch (job->format) {
+    case DUMP_FORMAT_ELF:
+        return elf_dump_write(job, errp);
+    default:
+        error_setg(errp, "%s is not available now", dump_format_name(job->format));
+        return false;
+    }
+}
+
+/* Main context: record the result, DUMP_COMPLETED, resume the VM. */
+static void finish(DumpState *ds, GError *err)
+{
+    DumpJob *job = ds->job;
+
+    g_mutex_lock(&ds->lock);
+    ds->last.status = err ? DUMP_STATUS_FAILED : DUMP_STATUS_COMPLETED;
+    ds->last.completed = __atomic_load_n(&job->completed, __ATOMIC_RELAXED);
+    ds->last.total = job->total;
+    ds->job = NULL;
+    g_mutex_unlock(&ds->lock);
+    dump_job_free(job);
+    if (ds->completed_fn) {
+        ds->completed_fn(ds->completed_opaque, &ds->last, err);
+    }
+    if (ds->resume) {
+        ds->resume = false;
+        vm_cont(ds->vm, NULL);
+    }
+}
+
+static gboolean detached_done(gpointer opaque)
+{
+    DumpState *ds = opaque;
+    GError *err = ds->error;
+
+    g_thread_join(ds->thread);
+    ds->thread = NULL;
+    ds->error = NULL;
+    finish(ds, err);
+    g_clear_error(&err);
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer dump_thread(gpointer opaque)
+{
+    DumpState *ds = opaque;
+
+    run_writer(ds->job, &ds->error);
+    g_main_context_invoke(ds->vm->main_context, detached_done, ds);
+    return NULL;
+}
+
+static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, uint64_t total)
+{
+    VM *vm = ds->vm;
+    DumpJob *job = g_new0(DumpJob, 1);
+
+    job->vm = vm;
+    job->format = req->format;
+    job->paging = req->paging;
+    job->ranges = ranges;
+    job->total = total;
+    job->threads = ds->threads;
+    job->ncpus = vm->ncpus;
+    job->cpus = g_new(X86CPUState, vm->ncpus);
+    for (guint i = 0; i < vm->ncpus; i++) {
+        job->cpus[i] = vm->cpus[i]->state;
+    }
+    job->guest_note = vm->guest_note ? g_bytes_ref(vm->guest_note) : NULL;
+    arch_dump_info(vm->ncpus ? &job->cpus[0] : NULL, guest_memory_end(vm->mem), &job->arch);
+    job->sink.fd = -1;
+    return job;
+}
+
+static void fail_before_start(DumpState *ds, int fd)
+{
+    if (fd >= 0) {
+        close(fd);
+    }
+    g_mutex_lock(&ds->lock);
+    ds->last = (DumpProgress){ .status = DUMP_STATUS_FAILED };
+    g_mutex_unlock(&ds->lock);
+}
+
+bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd,
+                       void *get_fd_opaque, GError **errp)
+{
+    uint64_t total;
+
+    if (!check_request(ds, req, errp)) {
+        return false;
+    }
+    int fd = open_output(req, get_fd, get_fd_opaque, errp);
+    if (fd < 0) {
+        return false;
+    }
+    if (format_is_raw_kdump(req->format) && lseek(fd, 0, SEEK_CUR) < 0) {
+        error_setg(errp, "kdump-raw formats require a seekable file");
+        fail_before_start(ds, fd);
+        return false;
+    }
+    GArray *ranges = collect_ranges(ds->vm, req, &total);
+    if (!ranges->len) {
+        g_array_free(ranges, TRUE);
+        error_setg(errp, "dump: no guest memory to dump");
+        fail_before_start(ds, fd);
+        return false;
+    }
+    if (vm_is_running(ds->vm)) {
+        vm_stop(ds->vm, RUN_STATE_SAVE_VM, NULL);
+        ds->resume = true;
+    }
+    DumpJob *job = snapshot(ds, req, ranges, total);
+    if (!dump_sink_open(&job->sink, fd, format_is_kdump(req->format) &&
+                        !format_is_raw_kdump(req->format), errp)) {
+        job->sink.fd = fd;
+        ds->job = job;
+        finish(ds, errp ? *errp : NULL);
+        return false;
+    }
+    g_mutex_lock(&ds->lock);
+    ds->job = job;
+    g_mutex_unlock(&ds->lock);
+    if (req->detach) {
+        GError *err = NULL;
+        ds->thread = g_thread_try_new("dump", dump_thread, ds, &err);
+        if (ds->thread) {
+            return true;
+        }
+        finish(ds, err);
+        g_propagate_error(errp, err);
+        return false;
+    }
+    GError *err = NULL;
+    run_writer(job, &err);
+    finish(ds, err);
+    if (err) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    return true;
+}
+
+DumpProgress dump_query(DumpState *ds)
+{
+    DumpProgress p;
+
+    g_mutex_lock(&ds->lock);
+    if (ds->job) {
+        p.status = DUMP_STATUS_ACTIVE;
+        p.completed = __atomic_load_n(&ds->job->completed, __ATOMIC_RELAXED);
+        p.total = ds->job->total;
+    } else {
+        p = ds->last;
+    }
+    g_mutex_unlock(&ds->lock);
+    return p;
+}
+
+bool dump_in_progress(DumpState *ds)
+{
+    g_mutex_lock(&ds->lock);
+    bool active = ds->job != NULL;
+    g_mutex_unlock(&ds->lock);
+    return active;
+}
+
+bool dump_cancel(DumpState *ds, GError **errp)
+{
+    g_mutex_lock(&ds->lock);
+    DumpJob *job = ds->job;
+    if (job) {
+        __atomic_store_n(&job->cancelled, 1, __ATOMIC_RELAXED);
+    }
+    g_mutex_unlock(&ds->lock);
+    if (!job) {
+        error_setg(errp, "No dump in progress");
+        return false;
+    }
+    return true;
+}
+
+void dump_state_free(DumpState *ds)
+{
+    if (!ds) {
+        return;
+    }
+    if (ds->thread) {
+        __atomic_store_n(&ds->job->cancelled, 1, __ATOMIC_RELAXED);
+        g_thread_join(ds->thread);
+        /* the pending detached_done never runs: the main loop has ended */
+        dump_job_free(ds->job);
+        g_clear_error(&ds->error);
+    }
+    g_mutex_clear(&ds->lock);
+    g_free(ds);
+}

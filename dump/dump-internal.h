@@ -1,0 +1,90 @@
+/* Internals shared by the dump driver (dump.c), the sinks and the format writers. */
+#ifndef MINIVM_DUMP_INTERNAL_H
+#define MINIVM_DUMP_INTERNAL_H
+
+#include "dump.h"
+
+#include <sys/types.h>
+
+/* One guest-physical range to dump, clipped by begin/length. */
+typedef struct DumpRange {
+    uint64_t gpa;
+    uint64_t size;
+    const uint8_t *host;
+} DumpRange;
+
+/* What the architecture decides about the file. */
+typedef struct ArchDumpInfo {
+    int elf_class;          /* ELFCLASS32 or ELFCLASS64 */
+    int elf_machine;        /* EM_X86_64 or EM_386 */
+    int elf_data;           /* ELFDATA2LSB */
+    uint32_t page_size;
+    const char *uname_machine;
+} ArchDumpInfo;
+
+/* Where bytes go: a file or fd, sequential or positioned, plain or flattened. */
+typedef struct DumpSink {
+    int fd;
+    bool seekable;          /* lseek/pwrite work */
+    bool sparse;            /* may leave holes (regular file with nothing after us) */
+    bool flattened;         /* makedumpfile flattened records */
+    off_t base;             /* file offset where the dump starts */
+    uint64_t pos;           /* next sequential offset, relative to base */
+    uint64_t end;           /* highest offset written or skipped */
+    uint8_t *buf;           /* coalescing buffer for small writes */
+    size_t buf_len;
+    uint64_t buf_pos;       /* logical offset of buf[0] */
+} DumpSink;
+
+/* A dump in progress: a snapshot of what is dumped, plus progress. */
+typedef struct DumpJob {
+    VM *vm;
+    DumpFormat format;
+    bool paging;
+    GArray *ranges;          /* DumpRange, ascending gpa */
+    guint ncpus;
+    X86CPUState *cpus;
+    GBytes *guest_note;      /* VMCOREINFO ELF note, or NULL */
+    ArchDumpInfo arch;
+    DumpSink sink;
+    uint64_t total;          /* bytes of guest memory to process */
+    uint64_t completed;      /* atomic */
+    int cancelled;           /* atomic */
+    guint threads;
+} DumpJob;
+
+/* Notes */
+#define ELF_NOTE_ALIGN(x) (((x) + 3) & ~(size_t)3)
+void dump_note_append(GByteArray *out, const char *name, uint32_t type, const void *desc,
+                      size_t descsz);
+/* The whole note stream, in QEMU's order: PRSTATUS per vCPU, QEMU per vCPU, guest note. */
+GByteArray *dump_build_notes(const DumpJob *job);
+
+/* Architecture (target/x86_64/arch_dump.c) */
+void arch_dump_info(const X86CPUState *cpu0, uint64_t ram_end, ArchDumpInfo *info);
+void arch_dump_cpu_notes(GByteArray *out, const ArchDumpInfo *info, const X86CPUState *cpus,
+                         guint ncpus);
+
+/* Sinks (dump/sink.c) */
+bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp);
+bool dump_sink_write(DumpSink *sink, const void *data, size_t len, GError **errp);
+bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off,
+                      GError **errp);
+/* Advance over len zero bytes: a hole where possible, else written zeros. */
+bool dump_sink_skip_zeros(DumpSink *sink, uint64_t len, GError **errp);
+bool dump_sink_flush(DumpSink *sink, GError **errp);
+/* Flush, add the flattened end marker, set the final size of sparse files. */
+bool dump_sink_finish(DumpSink *sink, GError **errp);
+void dump_sink_close(DumpSink *sink);
+
+/* Writers */
+bool elf_dump_write(DumpJob *job, GError **errp);
+
+/* Progress and cancellation, safe from any thread. */
+void dump_job_progress(DumpJob *job, uint64_t bytes);
+bool dump_job_check_cancel(DumpJob *job, GError **errp);
+
+/* True when the 4 KiB page is all zero (word-wise). */
+bool dump_page_is_zero(const uint8_t *page, size_t size);
+
+#endif

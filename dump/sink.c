@@ -1,0 +1,192 @@
+/*
+ * Dump sinks: where a writer's bytes go. Small writes are coalesced into one
+ * buffer and issued as large writes; large writes go straight from guest RAM.
+ * Plain sinks write at the offset (pwrite) or sequentially (pipes, sockets);
+ * flattened sinks wrap every write in a makedumpfile record {offset, size}
+ * (big-endian), after a 4096-byte header, and end with the -1/-1 marker.
+ */
+#include "dump-internal.h"
+#include "util.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define SINK_BUF_SIZE (4u << 20)
+#define FLAT_HEADER_SIZE 4096
+#define FLAT_SIGNATURE "makedumpfile"
+#define FLAT_TYPE 1
+#define FLAT_VERSION 1
+
+static bool flat_write_header(DumpSink *sink, GError **errp)
+{
+    uint8_t hdr[FLAT_HEADER_SIZE] = { 0 };
+    uint64_t type = GUINT64_TO_BE(FLAT_TYPE), version = GUINT64_TO_BE(FLAT_VERSION);
+
+    memcpy(hdr, FLAT_SIGNATURE, strlen(FLAT_SIGNATURE));
+    memcpy(hdr + 16, &type, 8);
+    memcpy(hdr + 24, &version, 8);
+    return write_full(sink->fd, hdr, sizeof(hdr), errp);
+}
+
+static bool writev_full(int fd, struct iovec *iov, int n, GError **errp)
+{
+    while (n) {
+        ssize_t w = writev(fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error_setg_errno(errp, errno, "dump: failed to save memory");
+            return false;
+        }
+        while (n && (size_t)w >= iov->iov_len) {
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n) {
+            iov->iov_base = (uint8_t *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
+    }
+    return true;
+}
+
+static bool flat_record(DumpSink *sink, const void *data, size_t len, uint64_t off,
+                        GError **errp)
+{
+    int64_t head[2] = { (int64_t)GUINT64_TO_BE(off), (int64_t)GUINT64_TO_BE((uint64_t)len) };
+    struct iovec iov[2] = { { head, sizeof(head) }, { (void *)data, len } };
+
+    return writev_full(sink->fd, iov, 2, errp);
+}
+
+static bool raw_write(DumpSink *sink, const void *data, size_t len, uint64_t off,
+                      GError **errp)
+{
+    if (!len) {
+        return true;
+    }
+    sink->end = MAX(sink->end, off + len);
+    if (sink->flattened) {
+        return flat_record(sink, data, len, off, errp);
+    }
+    if (sink->seekable) {
+        return pwrite_full(sink->fd, data, len, sink->base + (off_t)off, errp);
+    }
+    return write_full(sink->fd, data, len, errp);
+}
+
+bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
+{
+    struct stat st;
+
+    memset(sink, 0, sizeof(*sink));
+    sink->fd = fd;
+    sink->flattened = flattened;
+    if (fstat(fd, &st) < 0) {
+        error_setg_errno(errp, errno, "dump: cannot stat the output");
+        return false;
+    }
+    off_t cur = lseek(fd, 0, SEEK_CUR);
+    sink->seekable = cur >= 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    sink->base = sink->seekable ? cur : 0;
+    sink->sparse = sink->seekable && !flattened && S_ISREG(st.st_mode) && st.st_size <= cur;
+    sink->buf = g_malloc(SINK_BUF_SIZE);
+    if (flattened) {
+        sink->seekable = false;
+        return flat_write_header(sink, errp);
+    }
+    return true;
+}
+
+bool dump_sink_flush(DumpSink *sink, GError **errp)
+{
+    size_t len = sink->buf_len;
+
+    sink->buf_len = 0;
+    return raw_write(sink, sink->buf, len, sink->buf_pos, errp);
+}
+
+bool dump_sink_write(DumpSink *sink, const void *data, size_t len, GError **errp)
+{
+    if (sink->buf_len && sink->buf_pos + sink->buf_len != sink->pos) {
+        if (!dump_sink_flush(sink, errp)) {
+            return false;
+        }
+    }
+    if (len >= SINK_BUF_SIZE / 2) {
+        if (!dump_sink_flush(sink, errp) || !raw_write(sink, data, len, sink->pos, errp)) {
+            return false;
+        }
+        sink->pos += len;
+        return true;
+    }
+    if (sink->buf_len + len > SINK_BUF_SIZE && !dump_sink_flush(sink, errp)) {
+        return false;
+    }
+    if (!sink->buf_len) {
+        sink->buf_pos = sink->pos;
+    }
+    memcpy(sink->buf + sink->buf_len, data, len);
+    sink->buf_len += len;
+    sink->pos += len;
+    return true;
+}
+
+bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off,
+                      GError **errp)
+{
+    return dump_sink_flush(sink, errp) && raw_write(sink, data, len, off, errp);
+}
+
+bool dump_sink_skip_zeros(DumpSink *sink, uint64_t len, GError **errp)
+{
+    static const uint8_t zeros[65536];
+
+    if (sink->sparse) {
+        if (!dump_sink_flush(sink, errp)) {
+            return false;
+        }
+        sink->pos += len;
+        sink->end = MAX(sink->end, sink->pos);
+        return true;
+    }
+    while (len) {
+        size_t n = (size_t)MIN(len, sizeof(zeros));
+        if (!dump_sink_write(sink, zeros, n, errp)) {
+            return false;
+        }
+        len -= n;
+    }
+    return true;
+}
+
+bool dump_sink_finish(DumpSink *sink, GError **errp)
+{
+    if (!dump_sink_flush(sink, errp)) {
+        return false;
+    }
+    if (sink->flattened) {
+        int64_t marker[2] = { -1, -1 };
+        return write_full(sink->fd, marker, sizeof(marker), errp);
+    }
+    if (sink->sparse && ftruncate(sink->fd, sink->base + (off_t)sink->end) < 0) {
+        error_setg_errno(errp, errno, "dump: failed to set the size of the output");
+        return false;
+    }
+    return true;
+}
+
+void dump_sink_close(DumpSink *sink)
+{
+    g_free(sink->buf);
+    sink->buf = NULL;
+    if (sink->fd >= 0) {
+        close(sink->fd);
+        sink->fd = -1;
+    }
+}

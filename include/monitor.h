@@ -1,0 +1,53 @@
+/* The monitor: QMP and HMP sessions over chardevs, event broadcast, fd passing. */
+#ifndef MINIVM_MONITOR_H
+#define MINIVM_MONITOR_H
+
+#include "chardev.h"
+#include "qapi.h"
+#include "vm.h"
+
+typedef struct Monitor Monitor;
+typedef struct DumpState DumpState;
+
+struct QmpSession {
+    Monitor *mon;
+    ChardevConn *conn;     /* NULL for internal sessions */
+    bool negotiated;
+    GString *inbuf;
+    int depth;
+    bool in_string, escape;
+    size_t scan_pos;
+    GHashTable *fds;       /* fd name -> fd (getfd) */
+};
+
+struct Monitor {
+    VM *vm;
+    GPtrArray *chardevs;
+    GList *qmp_sessions;
+    DumpState *dump;
+    GMainLoop *loop;
+    bool quit_requested;
+};
+
+Monitor *monitor_new(VM *vm);
+void monitor_free(Monitor *mon);
+bool monitor_add_qmp(Monitor *mon, const char *spec, GError **errp);
+bool monitor_add_hmp(Monitor *mon, const char *spec, GError **errp);
+/* Run the main loop until quit. */
+void monitor_run(Monitor *mon);
+void monitor_request_quit(Monitor *mon);
+/* Send an event to every negotiated QMP session. Takes ownership of data. */
+void monitor_emit_event(Monitor *mon, const char *event, JsonObject *data);
+
+/* Take the fd named `name` from the session (getfd), or -1 with QEMU's error. */
+int qmp_session_take_fd(QmpSession *s, const char *name, GError **errp);
+
+/* Execute one HMP command line; output (with errors) is appended to out.
+ * Returns false if the monitor should quit. `s` may be NULL (no fd passing). */
+/* DUMP_COMPLETED for the dump subsystem's completion callback. */
+struct DumpProgress;
+void monitor_dump_completed(void *opaque, const struct DumpProgress *result, const GError *err);
+
+void hmp_execute(Monitor *mon, QmpSession *s, const char *line, GString *out);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * QMP: the greeting, capabilities negotiation, message framing, dispatch through
+ * the generated command table, replies that echo "id", and events.
+ */
+#include "config.h"
+#include "monitor.h"
+#include "dump.h"
+#include "qapi-commands.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#define QMP_MAX_MESSAGE (16u << 20)
+#define QMP_MAX_NESTING 1024
+
+static char *node_to_string(JsonNode *node)
+{
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+
+    json_generator_set_root(gen, node);
+    return json_generator_to_data(gen, NULL);
+}
+
+static void session_send(QmpSession *s, JsonObject *obj)
+{
+    if (!s->conn) {
+        json_object_unref(obj);
+        return;
+    }
+    g_autoptr(JsonNode) node = qapi_object_node(obj);
+    g_autofree char *text = node_to_string(node);
+    chardev_conn_write_str(s->conn, text);
+    chardev_conn_write(s->conn, "\r\n", 2);
+}
+
+static JsonObject *error_object(const GError *err)
+{
+    JsonObject *e = json_object_new();
+    ErrorClass cls = err->domain == MINIVM_ERROR ? (ErrorClass)err->code
+                                                  : ERROR_CLASS_GENERIC_ERROR;
+
+    json_object_set_string_member(e, "class", error_class_name(cls));
+    json_object_set_string_member(e, "desc", err->message);
+    return e;
+}
+
+static void send_reply(QmpSession *s, JsonNode *ret, const GError *err, JsonNode *id)
+{
+    JsonObject *reply = json_object_new();
+
+    if (err) {
+        json_object_set_object_member(reply, "error", error_object(err));
+    } else {
+        json_object_set_member(reply, "return", ret ? ret : qapi_empty_object());
+    }
+    if (id) {
+        json_object_set_member(reply, "id", json_node_copy(id));
+    }
+    session_send(s, reply);
+}
+
+static JsonObject *version_object(void)
+{
+    JsonObject *v = json_object_new(), *q = json_object_new();
+    unsigned major = 0, minor = 0, micro = 0;
+
+    sscanf(MINIVM_VERSION, "%u.%u.%u", &major, &minor, &micro);
+    json_object_set_int_member(q, "micro", micro);
+    json_object_set_int_member(q, "minor", minor);
+    json_object_set_int_member(q, "major", major);
+    json_object_set_object_member(v, "qemu", q);
+    json_object_set_string_member(v, "package", "minivm");
+    return v;
+}
+
+JsonNode *qmp_query_version(QmpSession *s, JsonObject *args, GError **errp)
+{
+    return qapi_object_node(version_object());
+}
+
+JsonNode *qmp_query_commands(QmpSession *s, JsonObject *args, GError **errp)
+{
+    JsonArray *arr = json_array_new();
+
+    for (guint i = 0; i < qapi_ncommands; i++) {
+        JsonObject *o = json_object_new();
+        json_object_set_string_member(o, "name", qapi_commands[i].name);
+        json_array_add_object_element(arr, o);
+    }
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, arr);
+    return n;
+}
+
+JsonNode *qmp_qmp_capabilities(QmpSession *s, JsonObject *args, GError **errp)
+{
+    if (s->negotiated) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
+                  "Capabilities negotiation is already complete, command ignored");
+        return NULL;
+    }
+    if (qapi_has(args, "enable")) {
+        JsonArray *caps = json_object_get_array_member(args, "enable");
+        if (json_array_get_length(caps)) {
+            error_setg(errp, "Capability '%s' not available",
+                       json_array_get_string_element(caps, 0));
+            return NULL;
+        }
+    }
+    s->negotiated = true;
+    return NULL;
+}
+
+static void greet(QmpSession *s)
+{
+    JsonObject *g = json_object_new(), *qmp = json_object_new();
+
+    json_object_set_object_member(qmp, "version", version_object());
+    json_object_set_array_member(qmp, "capabilities", json_array_new());
+    json_object_set_object_member(g, "QMP", qmp);
+    session_send(s, g);
+}
+
+/* Validate the envelope as QEMU's qmp_dispatch_check_obj does. */
+static bool check_envelope(JsonNode *root, const char **cmd, JsonObject **args, GError **errp)
+{
+    if (!JSON_NODE_HOLDS_OBJECT(root)) {
+        error_setg(errp, "QMP input must be a JSON object");
+        return false;
+    }
+    JsonObject *obj = json_node_get_object(root);
+    g_autoptr(GList) members = json_object_get_members(obj);
+    *cmd = NULL;
+    *args = NULL;
+    for (GList *l = members; l; l = l->next) {
+        const char *key = l->data;
+        JsonNode *v = json_object_get_member(obj, key);
+        if (g_str_equal(key, "execute") || g_str_equal(key, "exec-oob")) {
+            if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING) {
+                error_setg(errp, "QMP input member '%s' must be a string", key);
+                return false;
+            }
+            if (g_str_equal(key, "exec-oob")) {
+                error_setg(errp, "QMP input member 'exec-oob' is unexpected");
+                return false;
+            }
+            *cmd = json_node_get_string(v);
+        } else if (g_str_equal(key, "arguments")) {
+            if (!JSON_NODE_HOLDS_OBJECT(v)) {
+                error_setg(errp, "QMP input member 'arguments' must be an object");
+                return false;
+            }
+            *args = json_node_get_object(v);
+        } else if (!g_str_equal(key, "id")) {
+            error_setg(errp, "QMP input member '%s' is unexpected", key);
+            return false;
+        }
+    }
+    if (!*cmd) {
+        error_setg(errp, "QMP input lacks member 'execute'");
+        return false;
+    }
+    return true;
+}
+
+static JsonNode *dispatch(QmpSession *s, JsonNode *root, GError **errp)
+{
+    const char *name;
+    JsonObject *args;
+
+    if (!check_envelope(root, &name, &args, errp)) {
+        return NULL;
+    }
+    const QapiCommand *cmd = qapi_find_command(name);
+    if (!cmd) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND, "The command %s has not been found",
+                  name);
+        return NULL;
+    }
+    if (!s->negotiated && cmd->handler != qmp_qmp_capabilities) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
+                  "Expecting capabilities negotiation with 'qmp_capabilities'");
+        return NULL;
+    }
+    if (!qapi_check_args(cmd, args, errp)) {
+        return NULL;
+    }
+    GError *err = NULL;
+    JsonNode *ret = cmd->handler(s, args, &err);
+    if (err) {
+        g_propagate_error(errp, err);
+        if (ret) {
+            json_node_unref(ret);
+        }
+        return NULL;
+    }
+    return ret ? ret : qapi_empty_object();
+}
+
+static void handle_message(QmpSession *s, const char *text, size_t len)
+{
+    g_autoptr(JsonParser) parser = json_parser_new_immutable();
+    GError *err = NULL;
+    JsonNode *id = NULL;
+
+    if (!json_parser_load_from_data(parser, text, (gssize)len, &err)) {
+        g_autofree char *msg = g_strdup_printf("JSON parse error, %s", err->message);
+        g_clear_error(&err);
+        error_setg(&err, "%s", msg);
+        send_reply(s, NULL, err, NULL);
+        g_error_free(err);
+        return;
+    }
+    JsonNode *root = json_parser_get_root(parser);
+    if (root && JSON_NODE_HOLDS_OBJECT(root)) {
+        id = json_object_get_member(json_node_get_object(root), "id");
+    }
+    JsonNode *ret = root ? dispatch(s, root, &err) : NULL;
+    if (!root) {
+        return;
+    }
+    send_reply(s, ret, err, id);
+    g_clear_error(&err);
+}
+
+/* Split the byte stream into top-level JSON values (as QEMU's json-streamer). */
+static void session_feed(QmpSession *s, const char *data, size_t len)
+{
+    g_string_append_len(s->inbuf, data, (gssize)len);
+    size_t i = s->scan_pos, start = 0;
+    bool in_token = false;
+
+    for (; i < s->inbuf->len; i++) {
+        char ch = s->inbuf->str[i];
+        if (s->in_string) {
+            if (s->escape) {
+                s->escape = false;
+            } else if (ch == '\\') {
+                s->escape = true;
+            } else if (ch == '"') {
+                s->in_string = false;
+                if (s->depth == 0) {
+                    handle_message(s, s->inbuf->str + start, i + 1 - start);
+                    start = i + 1;
+                }
+            }
+            continue;
+        }
+        if (ch == '"') {
+            s->in_string = true;
+        } else if (ch == '{' || ch == '[') {
+            if (++s->depth > QMP_MAX_NESTING) {
+                GError *err = NULL;
+                error_setg(&err, "JSON parse error, nesting too deep");
+                send_reply(s, NULL, err, NULL);
+                g_error_free(err);
+                s->depth = 0;
+                start = i + 1;
+            }
+        } else if (ch == '}' || ch == ']') {
+            if (s->depth > 0 && --s->depth == 0) {
+                handle_message(s, s->inbuf->str + start, i + 1 - start);
+                start = i + 1;
+            }
+        } else if (s->depth == 0 && g_ascii_isspace(ch)) {
+            if (in_token) {
+                handle_message(s, s->inbuf->str + start, i - start);
+            }
+            start = i + 1;
+            in_token = false;
+            continue;
+        }
+        if (s->depth == 0 && !s->in_string && ch != '}' && ch != ']') {
+            in_token = true;
+        }
+    }
+    g_string_erase(s->inbuf, 0, (gssize)start);
+    s->scan_pos = s->inbuf->len;
+    if (s->inbuf->len > QMP_MAX_MESSAGE) {
+        GError *err = NULL;
+        error_setg(&err, "JSON parse error, message too large (over %u bytes)", QMP_MAX_MESSAGE);
+        send_reply(s, NULL, err, NULL);
+        g_error_free(err);
+        g_string_truncate(s->inbuf, 0);
+        s->scan_pos = 0;
+        s->depth = 0;
+        s->in_string = s->escape = false;
+    }
+}
+
+static void close_fd_value(gpointer p)
+{
+    close(GPOINTER_TO_INT(p));
+}
+
+static QmpSession *session_new(Monitor *mon, ChardevConn *conn)
+{
+    QmpSession *s = g_new0(QmpSession, 1);
+
+    s->mon = mon;
+    s->conn = conn;
+    s->inbuf = g_string_new(NULL);
+    s->fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, close_fd_value);
+    return s;
+}
+
+static void session_free(gpointer p)
+{
+    QmpSession *s = p;
+
+    s->mon->qmp_sessions = g_list_remove(s->mon->qmp_sessions, s);
+    g_hash_table_destroy(s->fds);
+    g_string_free(s->inbuf, TRUE);
+    g_free(s);
+}
+
+static void qmp_connected(void *opaque, ChardevConn *conn)
+{
+    Monitor *mon = opaque;
+    QmpSession *s = session_new(mon, conn);
+
+    chardev_conn_set_data(conn, s, session_free);
+    mon->qmp_sessions = g_list_append(mon->qmp_sessions, s);
+    greet(s);
+}
+
+static void qmp_received(void *opaque, ChardevConn *conn, const char *data, size_t len)
+{
+    session_feed(chardev_conn_get_data(conn), data, len);
+}
+
+static const ChardevHandlers qmp_handlers = {
+    .connected = qmp_connected,
+    .received = qmp_received,
+};
+
+bool monitor_add_qmp(Monitor *mon, const char *spec, GError **errp)
+{
+    Chardev *chr = chardev_new(spec, &qmp_handlers, mon, errp);
+
+    if (!chr) {
+        return false;
+    }
+    g_ptr_array_add(mon->chardevs, chr);
+    return true;
+}
+
+void monitor_emit_event(Monitor *mon, const char *event, JsonObject *data)
+{
+    gint64 now = g_get_real_time();
+
+    for (GList *l = mon->qmp_sessions; l; l = l->next) {
+        QmpSession *s = l->data;
+        if (!s->negotiated) {
+            continue;
+        }
+        JsonObject *msg = json_object_new(), *ts = json_object_new();
+        json_object_set_int_member(ts, "seconds", now / G_USEC_PER_SEC);
+        json_object_set_int_member(ts, "microseconds", now % G_USEC_PER_SEC);
+        json_object_set_object_member(msg, "timestamp", ts);
+        json_object_set_string_member(msg, "event", event);
+        if (data) {
+            json_object_set_object_member(msg, "data", json_object_ref(data));
+        }
+        session_send(s, msg);
+    }
+    if (data) {
+        json_object_unref(data);
+    }
+}
+
+int qmp_session_take_fd(QmpSession *s, const char *name, GError **errp)
+{
+    gpointer key, value;
+
+    if (!s || !g_hash_table_lookup_extended(s->fds, name, &key, &value)) {
+        error_setg(errp, "File descriptor named '%s' has not been found", name);
+        return -1;
+    }
+    g_hash_table_steal(s->fds, name);
+    g_free(key);
+    return GPOINTER_TO_INT(value);
+}
+
+/* ---- commands owned by the monitor ---- */
+
+JsonNode *qmp_getfd(QmpSession *s, JsonObject *args, GError **errp)
+{
+    const char *name = qapi_str(args, "fdname");
+    int fd = s->conn ? chardev_conn_take_fd(s->conn) : -1;
+
+    if (fd < 0) {
+        error_setg(errp, "No file descriptor supplied via SCM_RIGHTS");
+        return NULL;
+    }
+    if (g_ascii_isdigit(name[0])) {
+        close(fd);
+        error_setg(errp, "Parameter 'fdname' expects a name not starting with a digit");
+        return NULL;
+    }
+    g_hash_table_replace(s->fds, g_strdup(name), GINT_TO_POINTER(fd));
+    return NULL;
+}
+
+JsonNode *qmp_closefd(QmpSession *s, JsonObject *args, GError **errp)
+{
+    const char *name = qapi_str(args, "fdname");
+
+    if (!g_hash_table_remove(s->fds, name)) {
+        error_setg(errp, "File descriptor named '%s' not found", name);
+        return NULL;
+    }
+    return NULL;
+}
+
+JsonNode *qmp_quit(QmpSession *s, JsonObject *args, GError **errp)
+{
+    monitor_request_quit(s->mon);
+    return NULL;
+}
+
+JsonNode *qmp_human_monitor_command(QmpSession *s, JsonObject *args, GError **errp)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    hmp_execute(s->mon, s, qapi_str(args, "command-line"), out);
+    return json_node_init_string(json_node_alloc(), out->str);
+}
+
+/* ---- monitor object ---- */
+
+static void vm_event(void *opaque, const char *event, JsonObject *data)
+{
+    monitor_emit_event(opaque, event, data ? json_object_ref(data) : NULL);
+}
+
+Monitor *monitor_new(VM *vm)
+{
+    Monitor *mon = g_new0(Monitor, 1);
+
+    mon->vm = vm;
+    mon->chardevs = g_ptr_array_new();
+    mon->loop = g_main_loop_new(NULL, FALSE);
+    mon->dump = dump_state_new(vm);
+    dump_set_completion(mon->dump, monitor_dump_completed, mon);
+    vm_set_event_handler(vm, vm_event, mon);
+    return mon;
+}
+
+void monitor_request_quit(Monitor *mon)
+{
+    mon->quit_requested = true;
+    g_main_loop_quit(mon->loop);
+}
+
+void monitor_run(Monitor *mon)
+{
+    if (!mon->quit_requested) {
+        g_main_loop_run(mon->loop);
+    }
+    /* QEMU sends the SHUTDOWN event for quit after the reply. */
+    JsonObject *data = json_object_new();
+    json_object_set_boolean_member(data, "guest", FALSE);
+    json_object_set_string_member(data, "reason", "host-qmp-quit");
+    monitor_emit_event(mon, "SHUTDOWN", data);
+    for (guint i = 0; i < mon->chardevs->len; i++) {
+        chardev_flush(g_ptr_array_index(mon->chardevs, i));
+    }
+}
+
+void monitor_free(Monitor *mon)
+{
+    if (!mon) {
+        return;
+    }
+    dump_state_free(mon->dump);
+    vm_set_event_handler(mon->vm, NULL, NULL);
+    for (guint i = 0; i < mon->chardevs->len; i++) {
+        chardev_free(g_ptr_array_index(mon->chardevs, i));
+    }
+    g_ptr_array_free(mon->chardevs, TRUE);
+    g_main_loop_unref(mon->loop);
+    g_free(mon);
+}

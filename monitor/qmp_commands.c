@@ -1,0 +1,125 @@
+/* QMP commands for run control, CPUs and the dump subsystem. */
+#include "monitor.h"
+#include "dump.h"
+#include "qapi-commands.h"
+#include "util.h"
+
+G_STATIC_ASSERT((int)DUMP_FORMAT__MAX == (int)DUMP_GUEST_MEMORY_FORMAT__MAX);
+
+JsonNode *qmp_query_status(QmpSession *s, JsonObject *args, GError **errp)
+{
+    VM *vm = s->mon->vm;
+    JsonObject *o = json_object_new();
+
+    json_object_set_boolean_member(o, "running", vm_is_running(vm));
+    json_object_set_boolean_member(o, "singlestep", FALSE);
+    json_object_set_string_member(o, "status", run_state_name(vm->state));
+    return qapi_object_node(o);
+}
+
+JsonNode *qmp_stop(QmpSession *s, JsonObject *args, GError **errp)
+{
+    vm_stop(s->mon->vm, RUN_STATE_PAUSED, errp);
+    return NULL;
+}
+
+JsonNode *qmp_cont(QmpSession *s, JsonObject *args, GError **errp)
+{
+    vm_cont(s->mon->vm, errp);
+    return NULL;
+}
+
+JsonNode *qmp_query_cpus_fast(QmpSession *s, JsonObject *args, GError **errp)
+{
+    VM *vm = s->mon->vm;
+    JsonArray *arr = json_array_new();
+
+    for (guint i = 0; i < vm->ncpus; i++) {
+        JsonObject *o = json_object_new(), *props = json_object_new();
+        json_object_set_int_member(o, "thread-id", vm->cpus[i]->thread_id);
+        json_object_set_int_member(props, "core-id", 0);
+        json_object_set_int_member(props, "thread-id", 0);
+        json_object_set_int_member(props, "socket-id", i);
+        json_object_set_object_member(o, "props", props);
+        g_autofree char *path = g_strdup_printf("/machine/unattached/device[%u]", i);
+        json_object_set_string_member(o, "qom-path", path);
+        json_object_set_int_member(o, "cpu-index", i);
+        json_object_set_string_member(o, "target", "x86_64");
+        json_array_add_object_element(arr, o);
+    }
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, arr);
+    return n;
+}
+
+static int session_get_fd(void *opaque, const char *name, GError **errp)
+{
+    return qmp_session_take_fd(opaque, name, errp);
+}
+
+JsonNode *qmp_dump_guest_memory(QmpSession *s, JsonObject *args, GError **errp)
+{
+    DumpRequest req = {
+        .paging = qapi_bool(args, "paging", false),
+        .protocol = qapi_str(args, "protocol"),
+        .detach = qapi_bool(args, "detach", false),
+        .has_begin = qapi_has(args, "begin"),
+        .has_length = qapi_has(args, "length"),
+        .begin = qapi_int(args, "begin", 0),
+        .length = qapi_int(args, "length", 0),
+        .format = qapi_enum(args, "format", DumpGuestMemoryFormat_str, DUMP_FORMAT_ELF),
+    };
+
+    dump_guest_memory(s->mon->dump, &req, session_get_fd, s, errp);
+    return NULL;
+}
+
+static JsonObject *progress_object(const DumpProgress *p)
+{
+    JsonObject *o = json_object_new();
+
+    json_object_set_string_member(o, "status", dump_status_name(p->status));
+    json_object_set_int_member(o, "completed", (gint64)p->completed);
+    json_object_set_int_member(o, "total", (gint64)p->total);
+    return o;
+}
+
+JsonNode *qmp_query_dump(QmpSession *s, JsonObject *args, GError **errp)
+{
+    DumpProgress p = dump_query(s->mon->dump);
+
+    return qapi_object_node(progress_object(&p));
+}
+
+JsonNode *qmp_query_dump_guest_memory_capability(QmpSession *s, JsonObject *args,
+                                                 GError **errp)
+{
+    JsonObject *o = json_object_new();
+    JsonArray *formats = json_array_new();
+
+    for (int f = 0; f < DUMP_FORMAT__MAX; f++) {
+        if (dump_format_available(f)) {
+            json_array_add_string_element(formats, dump_format_name(f));
+        }
+    }
+    json_object_set_array_member(o, "formats", formats);
+    return qapi_object_node(o);
+}
+
+JsonNode *qmp_dump_cancel(QmpSession *s, JsonObject *args, GError **errp)
+{
+    dump_cancel(s->mon->dump, errp);
+    return NULL;
+}
+
+/* DUMP_COMPLETED, for synchronous and detached dumps alike. */
+void monitor_dump_completed(void *opaque, const DumpProgress *result, const GError *err)
+{
+    JsonObject *data = json_object_new();
+
+    json_object_set_object_member(data, "result", progress_object(result));
+    if (err) {
+        json_object_set_string_member(data, "error", err->message);
+    }
+    monitor_emit_event(opaque, "DUMP_COMPLETED", data);
+}
