@@ -125,7 +125,7 @@ static bool parse_args(int argc, char **argv, Options *o, GError **errp)
 
 static gboolean on_signal(gpointer opaque)
 {
-    monitor_request_quit(opaque);
+    monitor_request_quit(opaque, "host-signal");
     return G_SOURCE_CONTINUE;
 }
 

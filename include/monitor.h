@@ -35,7 +35,8 @@ bool monitor_add_qmp(Monitor *mon, const char *spec, GError **errp);
 bool monitor_add_hmp(Monitor *mon, const char *spec, GError **errp);
 /* Run the main loop until quit. */
 void monitor_run(Monitor *mon);
-void monitor_request_quit(Monitor *mon);
+/* Quit the main loop; SHUTDOWN {guest: false, reason} goes out first. */
+void monitor_request_quit(Monitor *mon, const char *reason);
 /* Send an event to every negotiated QMP session. Takes ownership of data. */
 void monitor_emit_event(Monitor *mon, const char *event, JsonObject *data);
 
@@ -49,5 +50,7 @@ struct DumpProgress;
 void monitor_dump_completed(void *opaque, const struct DumpProgress *result, const GError *err);
 
 void hmp_execute(Monitor *mon, QmpSession *s, const char *line, GString *out);
+/* HMP output lines end with \r\n, as QEMU's monitor writes them. */
+void hmp_crlf(GString *out);
 
 #endif

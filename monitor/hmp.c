@@ -115,7 +115,8 @@ static const struct {
     { "status", "show the current VM status (running|paused)", info_status },
     { "cpus", "show infos for each CPU", info_cpus },
     { "registers", "show the cpu registers (every vCPU)", info_registers },
-    { "ramblocks", "Display system RAM blocks", info_ramblocks },
+    { "ramblock", "Display system ramblock information", info_ramblocks },
+    { "ramblocks", "Display system RAM blocks (alias of ramblock)", info_ramblocks },
     { "dump", "Display the latest dump status", info_dump },
 };
 
@@ -157,7 +158,7 @@ static void hmp_cont(Monitor *mon, QmpSession *s, char **argv, int argc, GString
 
 static void hmp_quit(Monitor *mon, QmpSession *s, char **argv, int argc, GString *out)
 {
-    monitor_request_quit(mon);
+    monitor_request_quit(mon, "host-qmp-quit");
 }
 
 /* ---- memory ---- */
@@ -499,6 +500,16 @@ static void hmp_help(Monitor *mon, QmpSession *s, char **argv, int argc, GString
     }
 }
 
+void hmp_crlf(GString *out)
+{
+    for (gsize i = 0; i < out->len; i++) {
+        if (out->str[i] == '\n' && (i == 0 || out->str[i - 1] != '\r')) {
+            g_string_insert_c(out, (gssize)i, '\r');
+            i++;
+        }
+    }
+}
+
 void hmp_execute(Monitor *mon, QmpSession *s, const char *line, GString *out)
 {
     g_auto(GStrv) argv = NULL;
@@ -557,7 +568,7 @@ static void hmp_connected(void *opaque, ChardevConn *conn)
     h->fds->fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, close_fd_value);
     chardev_conn_set_data(conn, h, hmp_session_free);
     chardev_conn_write_str(conn, "minivm " MINIVM_VERSION
-                           " monitor - type 'help' for more information\n" HMP_PROMPT);
+                           " monitor - type 'help' for more information\r\n" HMP_PROMPT);
 }
 
 static void hmp_received(void *opaque, ChardevConn *conn, const char *data, size_t len)
@@ -574,6 +585,7 @@ static void hmp_received(void *opaque, ChardevConn *conn, const char *data, size
         }
         g_autoptr(GString) out = g_string_new(NULL);
         hmp_execute(mon, h->fds, h->line->str, out);
+        hmp_crlf(out);
         g_string_truncate(h->line, 0);
         if (!mon->quit_requested) {
             g_string_append(out, HMP_PROMPT);

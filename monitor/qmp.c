@@ -14,12 +14,97 @@
 #define QMP_MAX_MESSAGE (16u << 20)
 #define QMP_MAX_NESTING 1024
 
-static char *node_to_string(JsonNode *node)
-{
-    g_autoptr(JsonGenerator) gen = json_generator_new();
+static void json_append(GString *out, JsonNode *node);
 
-    json_generator_set_root(gen, node);
-    return json_generator_to_data(gen, NULL);
+/* Strings as QEMU writes them: ASCII only, everything else \u-escaped. */
+static void json_append_string(GString *out, const char *s)
+{
+    g_string_append_c(out, '"');
+    while (*s) {
+        gunichar c = g_utf8_get_char_validated(s, -1);
+        if (c == (gunichar)-1 || c == (gunichar)-2) {
+            c = 0xfffd;
+            s++;
+        } else {
+            s = g_utf8_next_char(s);
+        }
+        switch (c) {
+        case '"': g_string_append(out, "\\\""); break;
+        case '\\': g_string_append(out, "\\\\"); break;
+        case '\b': g_string_append(out, "\\b"); break;
+        case '\f': g_string_append(out, "\\f"); break;
+        case '\n': g_string_append(out, "\\n"); break;
+        case '\r': g_string_append(out, "\\r"); break;
+        case '\t': g_string_append(out, "\\t"); break;
+        default:
+            if (c >= 0x20 && c < 0x7f) {
+                g_string_append_c(out, (char)c);
+            } else if (c > 0xffff) {
+                c -= 0x10000;
+                g_string_append_printf(out, "\\u%04X\\u%04X", 0xd800 | (c >> 10),
+                                       0xdc00 | (c & 0x3ff));
+            } else {
+                g_string_append_printf(out, "\\u%04X", c);
+            }
+        }
+    }
+    g_string_append_c(out, '"');
+}
+
+static void json_append_value(GString *out, JsonNode *node)
+{
+    GType t = json_node_get_value_type(node);
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+    if (t == G_TYPE_INT64) {
+        g_string_append_printf(out, "%" G_GINT64_FORMAT, json_node_get_int(node));
+    } else if (t == G_TYPE_DOUBLE) {
+        g_string_append(out, g_ascii_dtostr(buf, sizeof(buf), json_node_get_double(node)));
+    } else if (t == G_TYPE_BOOLEAN) {
+        g_string_append(out, json_node_get_boolean(node) ? "true" : "false");
+    } else {
+        json_append_string(out, json_node_get_string(node));
+    }
+}
+
+/* Serialise with QEMU's separators (", " and ": "), members in insertion order. */
+static void json_append(GString *out, JsonNode *node)
+{
+    switch (JSON_NODE_TYPE(node)) {
+    case JSON_NODE_OBJECT: {
+        JsonObject *obj = json_node_get_object(node);
+        g_autoptr(GList) members = json_object_get_members(obj);
+        g_string_append_c(out, '{');
+        for (GList *l = members; l; l = l->next) {
+            json_append_string(out, l->data);
+            g_string_append(out, ": ");
+            json_append(out, json_object_get_member(obj, l->data));
+            if (l->next) {
+                g_string_append(out, ", ");
+            }
+        }
+        g_string_append_c(out, '}');
+        break;
+    }
+    case JSON_NODE_ARRAY: {
+        JsonArray *arr = json_node_get_array(node);
+        g_string_append_c(out, '[');
+        for (guint i = 0; i < json_array_get_length(arr); i++) {
+            if (i) {
+                g_string_append(out, ", ");
+            }
+            json_append(out, json_array_get_element(arr, i));
+        }
+        g_string_append_c(out, ']');
+        break;
+    }
+    case JSON_NODE_NULL:
+        g_string_append(out, "null");
+        break;
+    case JSON_NODE_VALUE:
+        json_append_value(out, node);
+        break;
+    }
 }
 
 static void session_send(QmpSession *s, JsonObject *obj)
@@ -29,9 +114,10 @@ static void session_send(QmpSession *s, JsonObject *obj)
         return;
     }
     g_autoptr(JsonNode) node = qapi_object_node(obj);
-    g_autofree char *text = node_to_string(node);
-    chardev_conn_write_str(s->conn, text);
-    chardev_conn_write(s->conn, "\r\n", 2);
+    g_autoptr(GString) text = g_string_new(NULL);
+    json_append(text, node);
+    g_string_append(text, "\r\n");
+    chardev_conn_write(s->conn, text->str, text->len);
 }
 
 static JsonObject *error_object(const GError *err)
@@ -45,17 +131,21 @@ static JsonObject *error_object(const GError *err)
     return e;
 }
 
+/* QEMU's order: {"return": X, "id": ID} but {"id": ID, "error": {...}}. */
 static void send_reply(QmpSession *s, JsonNode *ret, const GError *err, JsonNode *id)
 {
     JsonObject *reply = json_object_new();
 
+    if (err && id) {
+        json_object_set_member(reply, "id", json_node_copy(id));
+    }
     if (err) {
         json_object_set_object_member(reply, "error", error_object(err));
     } else {
         json_object_set_member(reply, "return", ret ? ret : qapi_empty_object());
-    }
-    if (id) {
-        json_object_set_member(reply, "id", json_node_copy(id));
+        if (id) {
+            json_object_set_member(reply, "id", json_node_copy(id));
+        }
     }
     session_send(s, reply);
 }
@@ -416,7 +506,7 @@ JsonNode *qmp_closefd(QmpSession *s, JsonObject *args, GError **errp)
 
 JsonNode *qmp_quit(QmpSession *s, JsonObject *args, GError **errp)
 {
-    monitor_request_quit(s->mon);
+    monitor_request_quit(s->mon, "host-qmp-quit");
     return NULL;
 }
 
@@ -424,7 +514,14 @@ JsonNode *qmp_human_monitor_command(QmpSession *s, JsonObject *args, GError **er
 {
     g_autoptr(GString) out = g_string_new(NULL);
 
+    int64_t cpu = qapi_int(args, "cpu-index", 0);
+
+    if (cpu < 0 || cpu >= s->mon->vm->ncpus) {
+        error_setg(errp, "Parameter 'cpu-index' expects a CPU number");
+        return NULL;
+    }
     hmp_execute(s->mon, s, qapi_str(args, "command-line"), out);
+    hmp_crlf(out);
     return json_node_init_string(json_node_alloc(), out->str);
 }
 
@@ -448,8 +545,16 @@ Monitor *monitor_new(VM *vm)
     return mon;
 }
 
-void monitor_request_quit(Monitor *mon)
+void monitor_request_quit(Monitor *mon, const char *reason)
 {
+    if (mon->quit_requested) {
+        return;
+    }
+    /* QEMU sends SHUTDOWN before the reply to quit. */
+    JsonObject *data = json_object_new();
+    json_object_set_boolean_member(data, "guest", FALSE);
+    json_object_set_string_member(data, "reason", reason);
+    monitor_emit_event(mon, "SHUTDOWN", data);
     mon->quit_requested = true;
     g_main_loop_quit(mon->loop);
 }
@@ -459,11 +564,6 @@ void monitor_run(Monitor *mon)
     if (!mon->quit_requested) {
         g_main_loop_run(mon->loop);
     }
-    /* QEMU sends the SHUTDOWN event for quit after the reply. */
-    JsonObject *data = json_object_new();
-    json_object_set_boolean_member(data, "guest", FALSE);
-    json_object_set_string_member(data, "reason", "host-qmp-quit");
-    monitor_emit_event(mon, "SHUTDOWN", data);
     for (guint i = 0; i < mon->chardevs->len; i++) {
         chardev_flush(g_ptr_array_index(mon->chardevs, i));
     }

@@ -11,9 +11,9 @@ JsonNode *qmp_query_status(QmpSession *s, JsonObject *args, GError **errp)
     VM *vm = s->mon->vm;
     JsonObject *o = json_object_new();
 
-    json_object_set_boolean_member(o, "running", vm_is_running(vm));
-    json_object_set_boolean_member(o, "singlestep", FALSE);
     json_object_set_string_member(o, "status", run_state_name(vm->state));
+    json_object_set_boolean_member(o, "singlestep", FALSE);
+    json_object_set_boolean_member(o, "running", vm_is_running(vm));
     return qapi_object_node(o);
 }
 
@@ -25,6 +25,10 @@ JsonNode *qmp_stop(QmpSession *s, JsonObject *args, GError **errp)
 
 JsonNode *qmp_cont(QmpSession *s, JsonObject *args, GError **errp)
 {
+    if (dump_in_progress(s->mon->dump)) {
+        error_setg(errp, "There is a dump in process, please wait.");
+        return NULL;
+    }
     vm_cont(s->mon->vm, errp);
     return NULL;
 }
@@ -37,9 +41,9 @@ JsonNode *qmp_query_cpus_fast(QmpSession *s, JsonObject *args, GError **errp)
     for (guint i = 0; i < vm->ncpus; i++) {
         JsonObject *o = json_object_new(), *props = json_object_new();
         json_object_set_int_member(o, "thread-id", vm->cpus[i]->thread_id);
-        json_object_set_int_member(props, "core-id", 0);
+        json_object_set_int_member(props, "core-id", i);
         json_object_set_int_member(props, "thread-id", 0);
-        json_object_set_int_member(props, "socket-id", i);
+        json_object_set_int_member(props, "socket-id", 0);
         json_object_set_object_member(o, "props", props);
         g_autofree char *path = g_strdup_printf("/machine/unattached/device[%u]", i);
         json_object_set_string_member(o, "qom-path", path);
@@ -78,9 +82,9 @@ static JsonObject *progress_object(const DumpProgress *p)
 {
     JsonObject *o = json_object_new();
 
+    json_object_set_int_member(o, "total", (gint64)p->total);
     json_object_set_string_member(o, "status", dump_status_name(p->status));
     json_object_set_int_member(o, "completed", (gint64)p->completed);
-    json_object_set_int_member(o, "total", (gint64)p->total);
     return o;
 }
 
