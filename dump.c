@@ -5,6 +5,7 @@
  */
 #include "dump.h"
 #include "dump/dump-internal.h"
+#include "dump/compress.h"
 #include "util.h"
 
 #include <elf.h>
@@ -58,7 +59,7 @@ const char *dump_status_name(DumpStatus s)
 
 bool dump_format_available(DumpFormat f)
 {
-    return f == DUMP_FORMAT_ELF;
+    return f == DUMP_FORMAT_ELF || page_codec_available(f);
 }
 
 static bool format_is_kdump(DumpFormat f)
@@ -78,6 +79,12 @@ DumpState *dump_state_new(VM *vm)
 
     ds->vm = vm;
     g_mutex_init(&ds->lock);
+    /* MINIVM_DUMP_THREADS: compression threads (default: online CPUs) */
+    const char *threads = g_getenv("MINIVM_DUMP_THREADS");
+    uint64_t n;
+    if (threads && parse_uint64(threads, &n) && n <= 64) {
+        ds->threads = (guint)n;
+    }
     return ds;
 }
 
@@ -262,10 +269,16 @@ static bool run_writer(DumpJob *job, GError **errp)
     switch (job->format) {
     case DUMP_FORMAT_ELF:
         return elf_dump_write(job, errp);
+    case DUMP_FORMAT_WIN_DMP:
+        break;
     default:
-        error_setg(errp, "%s is not available now", dump_format_name(job->format));
-        return false;
+        if (format_is_kdump(job->format)) {
+            return kdump_dump_write(job, errp);
+        }
+        break;
     }
+    error_setg(errp, "%s is not available now", dump_format_name(job->format));
+    return false;
 }
 
 /* Main context: record the result, DUMP_COMPLETED, resume the VM. */

@@ -70,6 +70,10 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp);
 bool dump_sink_write(DumpSink *sink, const void *data, size_t len, GError **errp);
 bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off,
                       GError **errp);
+/* Continue sequential writes at `off` (seekable or flattened sinks). */
+bool dump_sink_seek(DumpSink *sink, uint64_t off, GError **errp);
+/* Drop buffered, unwritten bytes (after a failure). */
+void dump_sink_discard(DumpSink *sink);
 /* Advance over len zero bytes: a hole where possible, else written zeros. */
 bool dump_sink_skip_zeros(DumpSink *sink, uint64_t len, GError **errp);
 bool dump_sink_flush(DumpSink *sink, GError **errp);
@@ -79,6 +83,7 @@ void dump_sink_close(DumpSink *sink);
 
 /* Writers */
 bool elf_dump_write(DumpJob *job, GError **errp);
+bool kdump_dump_write(DumpJob *job, GError **errp);
 
 /* Progress and cancellation, safe from any thread. */
 void dump_job_progress(DumpJob *job, uint64_t bytes);

@@ -137,6 +137,20 @@ bool dump_sink_write(DumpSink *sink, const void *data, size_t len, GError **errp
     return true;
 }
 
+bool dump_sink_seek(DumpSink *sink, uint64_t off, GError **errp)
+{
+    if (!dump_sink_flush(sink, errp)) {
+        return false;
+    }
+    sink->pos = off;
+    return true;
+}
+
+void dump_sink_discard(DumpSink *sink)
+{
+    sink->buf_len = 0;
+}
+
 bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off,
                       GError **errp)
 {

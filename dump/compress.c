@@ -1,0 +1,195 @@
+/*
+ * Page compressors for the kdump formats: zlib streams (zlib's deflate at
+ * Z_BEST_SPEED, with a reused stream), LZO1X-1, snappy and zstd frames.
+ */
+#include "config.h"
+#include "compress.h"
+#include "util.h"
+
+#include <zlib.h>
+#if CONFIG_LZO
+#include <lzo/lzo1x.h>
+#endif
+#if CONFIG_SNAPPY
+#include <snappy-c.h>
+#endif
+#if CONFIG_ZSTD
+#include <zstd.h>
+#endif
+
+#define ZSTD_PAGE_LEVEL 1
+
+struct PageCodec {
+    DumpFormat format;
+    z_stream zs;
+    bool zs_ready;
+    void *lzo_wrkmem;
+#if CONFIG_ZSTD
+    ZSTD_CCtx *zstd;
+#endif
+};
+
+static DumpFormat base_format(DumpFormat f)
+{
+    switch (f) {
+    case DUMP_FORMAT_KDUMP_RAW_ZLIB:
+        return DUMP_FORMAT_KDUMP_ZLIB;
+    case DUMP_FORMAT_KDUMP_RAW_LZO:
+        return DUMP_FORMAT_KDUMP_LZO;
+    case DUMP_FORMAT_KDUMP_RAW_SNAPPY:
+        return DUMP_FORMAT_KDUMP_SNAPPY;
+    case DUMP_FORMAT_KDUMP_RAW_ZSTD:
+        return DUMP_FORMAT_KDUMP_ZSTD;
+    default:
+        return f;
+    }
+}
+
+uint32_t page_codec_flag(DumpFormat format)
+{
+    switch (base_format(format)) {
+    case DUMP_FORMAT_KDUMP_ZLIB:
+        return DUMP_DH_COMPRESSED_ZLIB;
+    case DUMP_FORMAT_KDUMP_LZO:
+        return DUMP_DH_COMPRESSED_LZO;
+    case DUMP_FORMAT_KDUMP_SNAPPY:
+        return DUMP_DH_COMPRESSED_SNAPPY;
+    case DUMP_FORMAT_KDUMP_ZSTD:
+        return DUMP_DH_COMPRESSED_ZSTD;
+    default:
+        return 0;
+    }
+}
+
+bool page_codec_available(DumpFormat format)
+{
+    switch (base_format(format)) {
+    case DUMP_FORMAT_KDUMP_ZLIB:
+        return true;
+    case DUMP_FORMAT_KDUMP_LZO:
+        return CONFIG_LZO;
+    case DUMP_FORMAT_KDUMP_SNAPPY:
+        return CONFIG_SNAPPY;
+    case DUMP_FORMAT_KDUMP_ZSTD:
+        return CONFIG_ZSTD;
+    default:
+        return false;
+    }
+}
+
+size_t page_codec_bound(DumpFormat format, size_t page_size)
+{
+    /* generous for every codec: lzo's worst case is n + n/16 + 67 */
+    return page_size + page_size / 8 + 1024;
+}
+
+PageCodec *page_codec_new(DumpFormat format, GError **errp)
+{
+    PageCodec *c = g_new0(PageCodec, 1);
+
+    c->format = base_format(format);
+    switch (c->format) {
+    case DUMP_FORMAT_KDUMP_ZLIB:
+        if (deflateInit(&c->zs, Z_BEST_SPEED) != Z_OK) {
+            error_setg(errp, "dump: zlib initialisation failed");
+            goto fail;
+        }
+        c->zs_ready = true;
+        break;
+#if CONFIG_LZO
+    case DUMP_FORMAT_KDUMP_LZO:
+        if (lzo_init() != LZO_E_OK) {
+            error_setg(errp, "dump: lzo initialisation failed");
+            goto fail;
+        }
+        c->lzo_wrkmem = g_malloc(LZO1X_1_MEM_COMPRESS);
+        break;
+#endif
+#if CONFIG_ZSTD
+    case DUMP_FORMAT_KDUMP_ZSTD:
+        c->zstd = ZSTD_createCCtx();
+        if (!c->zstd) {
+            error_setg(errp, "dump: zstd initialisation failed");
+            goto fail;
+        }
+        ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_compressionLevel, ZSTD_PAGE_LEVEL);
+        break;
+#endif
+    default:
+        break;
+    }
+    return c;
+
+fail:
+    page_codec_free(c);
+    return NULL;
+}
+
+void page_codec_free(PageCodec *c)
+{
+    if (!c) {
+        return;
+    }
+    if (c->zs_ready) {
+        deflateEnd(&c->zs);
+    }
+    g_free(c->lzo_wrkmem);
+#if CONFIG_ZSTD
+    ZSTD_freeCCtx(c->zstd);
+#endif
+    g_free(c);
+}
+
+static size_t compress_zlib(PageCodec *c, const uint8_t *in, size_t len, uint8_t *out)
+{
+    if (deflateReset(&c->zs) != Z_OK) {
+        return 0;
+    }
+    c->zs.next_in = (Bytef *)in;
+    c->zs.avail_in = (uInt)len;
+    c->zs.next_out = out;
+    c->zs.avail_out = (uInt)len - 1;     /* only output smaller than the page counts */
+    if (deflate(&c->zs, Z_FINISH) != Z_STREAM_END) {
+        return 0;
+    }
+    return c->zs.total_out;
+}
+
+size_t page_codec_compress(PageCodec *c, const uint8_t *in, size_t len, uint8_t *out)
+{
+    size_t n = 0;
+
+    switch (c->format) {
+    case DUMP_FORMAT_KDUMP_ZLIB:
+        n = compress_zlib(c, in, len, out);
+        break;
+#if CONFIG_LZO
+    case DUMP_FORMAT_KDUMP_LZO: {
+        lzo_uint out_len = 0;
+        if (lzo1x_1_compress(in, len, out, &out_len, c->lzo_wrkmem) == LZO_E_OK) {
+            n = out_len;
+        }
+        break;
+    }
+#endif
+#if CONFIG_SNAPPY
+    case DUMP_FORMAT_KDUMP_SNAPPY: {
+        size_t out_len = page_codec_bound(c->format, len);
+        if (snappy_compress((const char *)in, len, (char *)out, &out_len) == SNAPPY_OK) {
+            n = out_len;
+        }
+        break;
+    }
+#endif
+#if CONFIG_ZSTD
+    case DUMP_FORMAT_KDUMP_ZSTD: {
+        size_t r = ZSTD_compress2(c->zstd, out, len - 1, in, len);
+        n = ZSTD_isError(r) ? 0 : r;
+        break;
+    }
+#endif
+    default:
+        break;
+    }
+    return n < len ? n : 0;
+}

@@ -1,0 +1,511 @@
+/*
+ * The kdump-compressed writer (makedumpfile's "diskdump" format, FORMATS.md §5):
+ *
+ *   block 0        disk_dump_header (version 6; the 32-bit layout for i386)
+ *   block 1..      kdump_sub_header, then the ELF note stream
+ *   bitmaps        1st (pages present) and 2nd (pages dumped), identical here
+ *   page_desc[]    one per RAM page, 24 bytes
+ *   data           one shared zero page, then every non-zero page
+ *
+ * Pages are compressed by a pool of worker threads, in batches, into a ring of
+ * slots; this thread writes the batches strictly in order, so the output bytes
+ * do not depend on the number of threads. Memory use is bounded by the ring.
+ * Output goes to a raw seekable file or a flattened stream (dump/sink.c).
+ */
+#include "dump-internal.h"
+#include "compress.h"
+#include "vmcoreinfo.h"
+#include "util.h"
+
+#include <elf.h>
+#include <string.h>
+
+#define KDUMP_SIGNATURE "KDUMP   "
+#define KDUMP_HEADER_VERSION 6
+#define KDUMP_STATUS_INCOMPLETE 0x8
+#define KDUMP_DUMP_LEVEL 1
+#define KDUMP_HEADER64_SIZE 464
+#define KDUMP_HEADER32_SIZE 452
+#define KDUMP_SUB_HEADER64_SIZE 104
+#define KDUMP_SUB_HEADER32_SIZE 80
+#define PAGE_DESC_SIZE 24
+#define UTS_LEN 65
+#define BATCH_PAGES 256
+#define DESC_BUFFER_ENTRIES 43690            /* ~1 MiB of page descriptors */
+#define BITMAP_CHUNK (1u << 20)
+#define START_KERNEL_MAP 0xffffffff80000000ULL
+
+typedef struct KdumpLayout {
+    bool is64;
+    uint32_t block_size;
+    uint32_t status;
+    uint64_t max_mapnr;
+    uint64_t pages;              /* dumpable pages: every RAM page */
+    uint32_t sub_hdr_blocks;
+    uint64_t bitmap_len;         /* bytes of one bitmap, whole blocks */
+    uint64_t off_bitmap1, off_bitmap2, off_desc, off_zero_page;
+    uint64_t off_note, note_size;
+    uint64_t off_vmcoreinfo, size_vmcoreinfo;
+    int64_t phys_base;
+    char uts[6][UTS_LEN];
+} KdumpLayout;
+
+/* ---- header fields ---- */
+
+static void put(uint8_t *buf, size_t off, uint64_t v, unsigned size)
+{
+    uint64_t le = GUINT64_TO_LE(v);
+    memcpy(buf + off, &le, size);
+}
+
+static void fill_header(uint8_t *b, const KdumpLayout *l, guint ncpus, uint32_t extra_status)
+{
+    /* field offsets: 64-bit layout, or the packed 32-bit one */
+    size_t status = l->is64 ? 424 : 412;
+
+    memcpy(b, KDUMP_SIGNATURE, 8);
+    put(b, 8, KDUMP_HEADER_VERSION, 4);
+    memcpy(b + 12, l->uts, sizeof(l->uts));
+    /* timestamp stays 0, as QEMU writes it: output must be deterministic */
+    put(b, status, l->status | extra_status, 4);
+    put(b, status + 4, l->block_size, 4);
+    put(b, status + 8, l->sub_hdr_blocks, 4);
+    put(b, status + 12, 2 * (l->bitmap_len / l->block_size), 4);
+    put(b, status + 16, MIN(l->max_mapnr, UINT32_MAX), 4);
+    /* total_ram_blocks, device_blocks, written_blocks, current_cpu stay 0 */
+    put(b, status + 36, ncpus, 4);
+}
+
+static void fill_sub_header(uint8_t *b, const KdumpLayout *l)
+{
+    if (l->is64) {
+        put(b, 0, (uint64_t)l->phys_base, 8);
+        put(b, 8, KDUMP_DUMP_LEVEL, 4);
+        put(b, 32, l->off_vmcoreinfo, 8);
+        put(b, 40, l->size_vmcoreinfo, 8);
+        put(b, 48, l->off_note, 8);
+        put(b, 56, l->note_size, 8);
+        put(b, 96, l->max_mapnr, 8);
+    } else {
+        put(b, 0, (uint64_t)l->phys_base, 4);
+        put(b, 4, KDUMP_DUMP_LEVEL, 4);
+        put(b, 20, l->off_vmcoreinfo, 8);
+        put(b, 28, l->size_vmcoreinfo, 4);
+        put(b, 32, l->off_note, 8);
+        put(b, 40, l->note_size, 4);
+        put(b, 72, l->max_mapnr, 8);
+    }
+}
+
+/* ---- utsname and phys_base from VMCOREINFO ---- */
+
+static bool read_guest_virt(const DumpJob *job, const KdumpLayout *l, uint64_t va,
+                            uint8_t *buf, size_t len)
+{
+    uint64_t pa, psize;
+    const GuestMemory *mem = job->vm->mem;
+
+    if (!job->ncpus || !x86_cpu_translate(&job->cpus[0], mem, va, &pa, &psize)) {
+        if (va < START_KERNEL_MAP) {
+            return false;
+        }
+        pa = va - START_KERNEL_MAP + (uint64_t)l->phys_base;
+    }
+    return guest_memory_read(mem, pa, buf, len, NULL);
+}
+
+/* init_uts_ns.name is at offset 0 (Linux >= 5.11) or after a 4- or 8-byte kref. */
+static void uts_from_guest(const DumpJob *job, KdumpLayout *l, uint64_t init_uts_ns)
+{
+    static const size_t name_offsets[] = { 0, 4, 8 };
+    uint8_t buf[sizeof(l->uts)];
+
+    for (size_t i = 0; i < G_N_ELEMENTS(name_offsets); i++) {
+        if (read_guest_virt(job, l, init_uts_ns + name_offsets[i], buf, sizeof(buf)) &&
+            memcmp(buf, "Linux", 6) == 0) {
+            memcpy(l->uts, buf, sizeof(buf));
+            for (int f = 0; f < 6; f++) {
+                l->uts[f][UTS_LEN - 1] = 0;
+            }
+            return;
+        }
+    }
+}
+
+static void fill_uts_and_phys_base(const DumpJob *job, KdumpLayout *l, const uint8_t *notes,
+                                   size_t notes_len)
+{
+    size_t off, len;
+
+    memset(l->uts, 0, sizeof(l->uts));
+    g_strlcpy(l->uts[0], "Linux", UTS_LEN);
+    g_strlcpy(l->uts[4], job->arch.uname_machine, UTS_LEN);
+    if (!elf_note_find(notes, notes_len, "VMCOREINFO", &off, &len)) {
+        return;
+    }
+    l->off_vmcoreinfo = l->off_note + off;
+    l->size_vmcoreinfo = len;
+    const char *text = (const char *)notes + off;
+    int64_t phys_base;
+    uint64_t uts_ns;
+    if (vmcoreinfo_number(text, len, "NUMBER(phys_base)", &phys_base)) {
+        l->phys_base = phys_base;
+    }
+    g_autofree char *release = vmcoreinfo_lookup(text, len, "OSRELEASE");
+    if (release) {
+        g_strlcpy(l->uts[2], release, UTS_LEN);
+    }
+    if (vmcoreinfo_hex(text, len, "SYMBOL(init_uts_ns)", &uts_ns)) {
+        uts_from_guest(job, l, uts_ns);
+    }
+    g_strlcpy(l->uts[4], job->arch.uname_machine, UTS_LEN);
+}
+
+/* ---- layout ---- */
+
+static uint64_t count_pages(const DumpJob *job, uint32_t bs)
+{
+    uint64_t pages = 0;
+
+    for (guint i = 0; i < job->ranges->len; i++) {
+        pages += g_array_index(job->ranges, DumpRange, i).size / bs;
+    }
+    return pages;
+}
+
+static void plan_layout(KdumpLayout *l, const DumpJob *job, size_t note_size)
+{
+    const DumpRange *last = &g_array_index(job->ranges, DumpRange, job->ranges->len - 1);
+    uint32_t bs = job->arch.page_size;
+
+    l->is64 = job->arch.elf_machine == EM_X86_64;
+    size_t sub_size = l->is64 ? KDUMP_SUB_HEADER64_SIZE : KDUMP_SUB_HEADER32_SIZE;
+    l->block_size = bs;
+    l->status = page_codec_flag(job->format);
+    l->max_mapnr = (last->gpa + last->size) / bs;
+    l->pages = count_pages(job, bs);
+    l->sub_hdr_blocks = (uint32_t)((sub_size + note_size + bs - 1) / bs);
+    l->bitmap_len = ((l->max_mapnr + 7) / 8 + bs - 1) / bs * bs;
+    l->off_note = bs + sub_size;
+    l->note_size = note_size;
+    l->off_bitmap1 = (1 + (uint64_t)l->sub_hdr_blocks) * bs;
+    l->off_bitmap2 = l->off_bitmap1 + l->bitmap_len;
+    l->off_desc = l->off_bitmap2 + l->bitmap_len;
+    l->off_zero_page = l->off_desc + l->pages * PAGE_DESC_SIZE;
+}
+
+/* Blocks 0 .. sub_hdr_blocks: header, sub-header, notes. */
+static bool write_headers(DumpJob *job, const KdumpLayout *l, const GByteArray *notes,
+                          uint32_t extra_status, GError **errp)
+{
+    size_t len = (1 + (size_t)l->sub_hdr_blocks) * l->block_size;
+    g_autofree uint8_t *buf = g_malloc0(len);
+
+    fill_header(buf, l, job->ncpus, extra_status);
+    fill_sub_header(buf + l->block_size, l);
+    memcpy(buf + l->off_note, notes->data, notes->len);
+    return dump_sink_pwrite(&job->sink, buf, len, 0, errp);
+}
+
+/* Both bitmaps: a bit per PFN that is RAM, in chunks of bounded size. */
+static bool write_bitmaps(DumpJob *job, const KdumpLayout *l, GError **errp)
+{
+    g_autofree uint8_t *chunk = g_malloc(BITMAP_CHUNK);
+    uint32_t bs = l->block_size;
+
+    for (uint64_t pos = 0; pos < l->bitmap_len; pos += BITMAP_CHUNK) {
+        size_t n = (size_t)MIN(BITMAP_CHUNK, l->bitmap_len - pos);
+        uint64_t pfn_lo = pos * 8, pfn_hi = (pos + n) * 8;
+        memset(chunk, 0, n);
+        for (guint i = 0; i < job->ranges->len; i++) {
+            const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
+            uint64_t lo = MAX(r->gpa / bs, pfn_lo), hi = MIN((r->gpa + r->size) / bs, pfn_hi);
+            for (uint64_t pfn = lo; pfn < hi; pfn++) {
+                chunk[(pfn - pfn_lo) >> 3] |= (uint8_t)(1u << (pfn & 7));
+            }
+        }
+        if (!dump_sink_pwrite(&job->sink, chunk, n, l->off_bitmap1 + pos, errp) ||
+            !dump_sink_pwrite(&job->sink, chunk, n, l->off_bitmap2 + pos, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- the compression pipeline ---- */
+
+typedef struct Batch {
+    uint64_t index;
+    bool ready;
+    guint npages;
+    uint32_t sizes[BATCH_PAGES];     /* 0: zero page */
+    uint32_t flags[BATCH_PAGES];
+    uint8_t *data;
+    size_t data_len;
+} Batch;
+
+typedef struct Pipeline {
+    DumpJob *job;
+    uint32_t page_size;
+    uint64_t nbatches;
+    GMutex lock;
+    GCond cond;
+    Batch *slots;
+    guint nslots;
+    uint64_t next_batch;       /* next batch a worker takes */
+    uint64_t next_write;       /* next batch the writer writes */
+    bool stop;
+    GPtrArray *workers;
+    GError *error;
+} Pipeline;
+
+/* Host pointer of the page with global index `page` (ranges in order). */
+static const uint8_t *page_ptr(const DumpJob *job, uint64_t page, uint32_t bs)
+{
+    for (guint i = 0; i < job->ranges->len; i++) {
+        const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
+        uint64_t n = r->size / bs;
+        if (page < n) {
+            return r->host + page * bs;
+        }
+        page -= n;
+    }
+    return NULL;
+}
+
+static void compress_batch(Pipeline *p, PageCodec *codec, Batch *b, uint64_t index)
+{
+    uint32_t bs = p->page_size;
+    uint64_t first = index * BATCH_PAGES;
+    uint64_t total = count_pages(p->job, bs);
+
+    b->npages = (guint)MIN(BATCH_PAGES, total - first);
+    b->data_len = 0;
+    for (guint i = 0; i < b->npages; i++) {
+        const uint8_t *page = page_ptr(p->job, first + i, bs);
+        uint8_t *out = b->data + b->data_len;
+        if (dump_page_is_zero(page, bs)) {
+            b->sizes[i] = 0;
+            b->flags[i] = 0;
+            continue;
+        }
+        size_t n = page_codec_compress(codec, page, bs, out);
+        if (n) {
+            b->sizes[i] = (uint32_t)n;
+            b->flags[i] = page_codec_flag(p->job->format);
+        } else {
+            memcpy(out, page, bs);
+            b->sizes[i] = bs;
+            b->flags[i] = 0;
+        }
+        b->data_len += b->sizes[i];
+    }
+}
+
+static gpointer worker_thread(gpointer opaque)
+{
+    Pipeline *p = opaque;
+    GError *err = NULL;
+    PageCodec *codec = page_codec_new(p->job->format, &err);
+
+    g_mutex_lock(&p->lock);
+    if (!codec) {
+        if (!p->error) {
+            p->error = err;
+        } else {
+            g_error_free(err);
+        }
+        p->stop = true;
+        g_cond_broadcast(&p->cond);
+    }
+    while (codec && !p->stop && p->next_batch < p->nbatches) {
+        if (p->next_batch >= p->next_write + p->nslots) {
+            g_cond_wait(&p->cond, &p->lock);
+            continue;
+        }
+        uint64_t index = p->next_batch++;
+        Batch *b = &p->slots[index % p->nslots];
+        g_mutex_unlock(&p->lock);
+        compress_batch(p, codec, b, index);
+        g_mutex_lock(&p->lock);
+        b->index = index;
+        b->ready = true;
+        g_cond_broadcast(&p->cond);
+    }
+    g_mutex_unlock(&p->lock);
+    page_codec_free(codec);
+    return NULL;
+}
+
+static void pipeline_stop(Pipeline *p)
+{
+    g_mutex_lock(&p->lock);
+    p->stop = true;
+    g_cond_broadcast(&p->cond);
+    g_mutex_unlock(&p->lock);
+    for (guint i = 0; i < p->workers->len; i++) {
+        g_thread_join(g_ptr_array_index(p->workers, i));
+    }
+    g_ptr_array_set_size(p->workers, 0);
+}
+
+static bool pipeline_start(Pipeline *p, DumpJob *job, uint64_t pages, GError **errp)
+{
+    guint threads = job->threads ? job->threads : (guint)g_get_num_processors();
+
+    threads = CLAMP(threads, 1, 64);
+    p->job = job;
+    p->page_size = job->arch.page_size;
+    p->nbatches = (pages + BATCH_PAGES - 1) / BATCH_PAGES;
+    g_mutex_init(&p->lock);
+    g_cond_init(&p->cond);
+    p->nslots = 2 * threads;
+    p->slots = g_new0(Batch, p->nslots);
+    for (guint i = 0; i < p->nslots; i++) {
+        p->slots[i].data = g_malloc((size_t)BATCH_PAGES * page_codec_bound(job->format,
+                                                                           p->page_size));
+    }
+    p->workers = g_ptr_array_new();
+    for (guint i = 0; i < threads; i++) {
+        GThread *t = g_thread_try_new("dump-compress", worker_thread, p, errp);
+        if (!t) {
+            pipeline_stop(p);
+            return false;
+        }
+        g_ptr_array_add(p->workers, t);
+    }
+    return true;
+}
+
+static void pipeline_free(Pipeline *p)
+{
+    for (guint i = 0; i < p->nslots; i++) {
+        g_free(p->slots[i].data);
+    }
+    g_free(p->slots);
+    if (p->workers) {
+        g_ptr_array_free(p->workers, TRUE);
+    }
+    g_clear_error(&p->error);
+    g_mutex_clear(&p->lock);
+    g_cond_clear(&p->cond);
+}
+
+/* Wait for batch `index`; NULL when the pipeline failed. */
+static Batch *pipeline_next(Pipeline *p, uint64_t index, GError **errp)
+{
+    Batch *b = &p->slots[index % p->nslots];
+
+    g_mutex_lock(&p->lock);
+    while (!(b->ready && b->index == index) && !p->error) {
+        g_cond_wait(&p->cond, &p->lock);
+    }
+    if (p->error) {
+        g_propagate_error(errp, g_error_copy(p->error));
+        b = NULL;
+    }
+    g_mutex_unlock(&p->lock);
+    return b;
+}
+
+static void pipeline_release(Pipeline *p, Batch *b)
+{
+    g_mutex_lock(&p->lock);
+    b->ready = false;
+    p->next_write++;
+    g_cond_broadcast(&p->cond);
+    g_mutex_unlock(&p->lock);
+}
+
+/* ---- page descriptors and data ---- */
+
+typedef struct DescWriter {
+    uint8_t *buf;
+    size_t count;
+    uint64_t next_off;        /* file offset of the next buffered descriptor */
+} DescWriter;
+
+static bool desc_flush(DumpJob *job, DescWriter *d, GError **errp)
+{
+    size_t len = d->count * PAGE_DESC_SIZE;
+
+    if (!len) {
+        return true;
+    }
+    d->count = 0;
+    if (!dump_sink_pwrite(&job->sink, d->buf, len, d->next_off, errp)) {
+        return false;
+    }
+    d->next_off += len;
+    return true;
+}
+
+static bool desc_add(DumpJob *job, DescWriter *d, uint64_t offset, uint32_t size,
+                     uint32_t flags, GError **errp)
+{
+    uint8_t *e = d->buf + d->count * PAGE_DESC_SIZE;
+
+    put(e, 0, offset, 8);
+    put(e, 8, size, 4);
+    put(e, 12, flags, 4);
+    put(e, 16, 0, 8);
+    return ++d->count < DESC_BUFFER_ENTRIES || desc_flush(job, d, errp);
+}
+
+static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
+{
+    Pipeline p = { 0 };
+    DescWriter d = { .buf = g_malloc(DESC_BUFFER_ENTRIES * PAGE_DESC_SIZE),
+                     .next_off = l->off_desc };
+    g_autofree uint8_t *zero = g_malloc0(l->block_size);
+    uint64_t data_off = l->off_zero_page + l->block_size;
+    bool ok = dump_sink_seek(&job->sink, l->off_zero_page, errp) &&
+              dump_sink_write(&job->sink, zero, l->block_size, errp) &&
+              pipeline_start(&p, job, l->pages, errp);
+
+    for (uint64_t k = 0; ok && k < p.nbatches; k++) {
+        Batch *b = pipeline_next(&p, k, errp);
+        ok = b != NULL;
+        for (guint i = 0; ok && i < b->npages; i++) {
+            if (b->sizes[i] == 0) {
+                ok = desc_add(job, &d, l->off_zero_page, l->block_size, 0, errp);
+            } else {
+                ok = desc_add(job, &d, data_off, b->sizes[i], b->flags[i], errp);
+                data_off += b->sizes[i];
+            }
+        }
+        ok = ok && dump_sink_write(&job->sink, b->data, b->data_len, errp);
+        if (b) {
+            pipeline_release(&p, b);
+        }
+        if (ok) {
+            dump_job_progress(job, (uint64_t)b->npages * l->block_size);
+            ok = !dump_job_check_cancel(job, errp);
+        }
+    }
+    ok = ok && desc_flush(job, &d, errp);
+    pipeline_stop(&p);
+    pipeline_free(&p);
+    g_free(d.buf);
+    return ok;
+}
+
+bool kdump_dump_write(DumpJob *job, GError **errp)
+{
+    g_autoptr(GByteArray) notes = dump_build_notes(job);
+    KdumpLayout l = { 0 };
+
+    plan_layout(&l, job, notes->len);
+    fill_uts_and_phys_base(job, &l, notes->data, notes->len);
+    bool ok = write_headers(job, &l, notes, 0, errp);
+    bool header_written = ok;
+    ok = ok && write_bitmaps(job, &l, errp) && write_pages(job, &l, errp) &&
+         dump_sink_finish(&job->sink, errp);
+    if (!ok && header_written && job->sink.seekable) {
+        /* as makedumpfile: mark a raw file that could not be completed */
+        dump_sink_discard(&job->sink);
+        write_headers(job, &l, notes, KDUMP_STATUS_INCOMPLETE, NULL);
+        dump_sink_flush(&job->sink, NULL);
+    }
+    return ok;
+}
