@@ -196,16 +196,12 @@ static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
         error_setg(errp, "%s is not available now", dump_format_name(req->format));
         return false;
     }
-    if (req->paging) {
-        error_setg(errp, "dump: paging=true is not supported yet; dump without paging");
-        return false;
-    }
     if (req->has_length && req->length == 0) {
         error_setg(errp, "parameter 'length' expects a non-zero size");
         return false;
     }
-    if (req->has_begin && (req->begin < 0 || req->length < 0)) {
-        error_setg(errp, "dump: no guest memory to dump");
+    if (req->has_begin && req->begin < 0) {
+        error_setg(errp, "Invalid parameter 'begin'");
         return false;
     }
     return true;
@@ -331,7 +327,11 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
 
     job->vm = vm;
     job->format = req->format;
-    job->paging = req->paging;
+    job->filter_begin = req->has_begin ? (uint64_t)req->begin : 0;
+    job->filter_end = req->has_begin ? (uint64_t)req->begin + (uint64_t)req->length : UINT64_MAX;
+    if (job->filter_end < job->filter_begin) {
+        job->filter_end = UINT64_MAX;            /* length -1: to the end, as QEMU */
+    }
     job->ranges = ranges;
     job->total = total;
     job->threads = ds->threads;
@@ -342,6 +342,12 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
     }
     job->guest_note = vm->guest_note ? g_bytes_ref(vm->guest_note) : NULL;
     arch_dump_info(vm->ncpus ? &job->cpus[0] : NULL, guest_memory_end(vm->mem), &job->arch);
+    for (guint i = 0; req->paging && i < vm->ncpus; i++) {
+        if (job->cpus[i].cr[0] & CR0_PG) {
+            job->paging_cpu = &job->cpus[i];   /* none paging: physical mappings, as QEMU */
+            break;
+        }
+    }
     job->sink.fd = -1;
     return job;
 }

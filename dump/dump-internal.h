@@ -40,7 +40,9 @@ typedef struct DumpSink {
 typedef struct DumpJob {
     VM *vm;
     DumpFormat format;
-    bool paging;
+    const X86CPUState *paging_cpu;   /* paging=true: the vCPU whose tables are walked */
+    uint64_t filter_begin;           /* begin/length as a guest-physical range */
+    uint64_t filter_end;
     GArray *ranges;          /* DumpRange, ascending gpa */
     guint ncpus;
     X86CPUState *cpus;

@@ -2,10 +2,14 @@
  * The ELF core writer, in QEMU's classic layout (FORMATS.md §1):
  *   Ehdr | PT_NOTE | PT_LOAD... | (one Shdr when PN_XNUM) | notes | memory
  * One writer for ELF32 and ELF64: fields are placed by class-dependent offsets.
+ * PT_LOADs describe either the RAM ranges (p_vaddr = p_paddr) or, with paging,
+ * the guest's virtual mappings; those come from two walks of the page tables
+ * (count, then emit), streamed, so memory does not grow with the mappings.
  * Memory is streamed from guest RAM in large writes; zero pages become holes
  * on sparse-capable sinks.
  */
 #include "dump-internal.h"
+#include "paging.h"
 #include "util.h"
 
 #include <elf.h>
@@ -21,111 +25,173 @@ typedef struct ElfLayout {
     uint64_t phoff, shoff, note_offset, memory_offset;
 } ElfLayout;
 
-static void put(GByteArray *b, size_t off, uint64_t v, unsigned size)
+typedef struct ElfPhdr {
+    uint32_t type;
+    uint64_t offset, vaddr, paddr, filesz, memsz;
+} ElfPhdr;
+
+static void put(uint8_t *b, size_t off, uint64_t v, unsigned size)
 {
     uint64_t le = GUINT64_TO_LE(v);
-
-    g_assert(off + size <= b->len);
-    memcpy(b->data + off, &le, size);
+    memcpy(b + off, &le, size);
 }
 
-/* Put an address-sized field (Elf64_Addr/Off/Xword or Elf32_Word). */
-static void put_addr(GByteArray *b, const ElfLayout *l, size_t off, uint64_t v)
+static bool write_ehdr(DumpJob *job, const ElfLayout *l, GError **errp)
 {
-    put(b, off, v, l->is64 ? 8 : 4);
-}
+    uint8_t b[sizeof(Elf64_Ehdr)] = { 0 };
+    size_t addr = l->is64 ? 8 : 4;
+    size_t rest = l->is64 ? 52 : 40;      /* e_ehsize onwards */
 
-static void write_ehdr(GByteArray *b, const ElfLayout *l, const ArchDumpInfo *arch)
-{
-    b->data[EI_MAG0] = ELFMAG0;
-    b->data[EI_MAG1] = ELFMAG1;
-    b->data[EI_MAG2] = ELFMAG2;
-    b->data[EI_MAG3] = ELFMAG3;
-    b->data[EI_CLASS] = l->is64 ? ELFCLASS64 : ELFCLASS32;
-    b->data[EI_DATA] = (uint8_t)arch->elf_data;
-    b->data[EI_VERSION] = EV_CURRENT;
+    memcpy(b, ELFMAG, SELFMAG);
+    b[EI_CLASS] = l->is64 ? ELFCLASS64 : ELFCLASS32;
+    b[EI_DATA] = (uint8_t)job->arch.elf_data;
+    b[EI_VERSION] = EV_CURRENT;
     put(b, 16, ET_CORE, 2);
-    put(b, 18, (uint64_t)arch->elf_machine, 2);
+    put(b, 18, (uint64_t)job->arch.elf_machine, 2);
     put(b, 20, EV_CURRENT, 4);
     /* e_entry stays 0 */
-    put_addr(b, l, l->is64 ? 32 : 28, l->phoff);
-    put_addr(b, l, l->is64 ? 40 : 32, l->shoff);
-    size_t rest = l->is64 ? 52 : 40;      /* e_ehsize onwards */
+    put(b, 24 + addr, l->phoff, addr);
+    put(b, 24 + 2 * addr, l->shoff, addr);
     put(b, rest, l->ehsize, 2);
     put(b, rest + 2, l->phentsize, 2);
     put(b, rest + 4, l->xnum ? PN_XNUM : l->phnum, 2);
     put(b, rest + 6, l->xnum ? l->shentsize : 0, 2);
     put(b, rest + 8, l->xnum ? 1 : 0, 2);
     /* e_shstrndx stays 0 */
+    return dump_sink_write(&job->sink, b, l->ehsize, errp);
 }
 
-typedef struct ElfPhdr {
-    uint32_t type;
-    uint64_t offset, vaddr, paddr, filesz, memsz;
-} ElfPhdr;
-
-static void write_phdr(GByteArray *b, const ElfLayout *l, uint64_t index, const ElfPhdr *p)
+static bool write_phdr(DumpJob *job, const ElfLayout *l, const ElfPhdr *p, GError **errp)
 {
-    size_t o = l->phoff + index * l->phentsize;
+    uint8_t b[sizeof(Elf64_Phdr)] = { 0 };
 
-    put(b, o, p->type, 4);
+    put(b, 0, p->type, 4);
     if (l->is64) {
         /* p_flags @4 and p_align @48 stay 0 */
-        put(b, o + 8, p->offset, 8);
-        put(b, o + 16, p->vaddr, 8);
-        put(b, o + 24, p->paddr, 8);
-        put(b, o + 32, p->filesz, 8);
-        put(b, o + 40, p->memsz, 8);
+        put(b, 8, p->offset, 8);
+        put(b, 16, p->vaddr, 8);
+        put(b, 24, p->paddr, 8);
+        put(b, 32, p->filesz, 8);
+        put(b, 40, p->memsz, 8);
     } else {
-        put(b, o + 4, p->offset, 4);
-        put(b, o + 8, p->vaddr, 4);
-        put(b, o + 12, p->paddr, 4);
-        put(b, o + 16, p->filesz, 4);
-        put(b, o + 20, p->memsz, 4);
+        put(b, 4, p->offset, 4);
+        put(b, 8, p->vaddr, 4);
+        put(b, 12, p->paddr, 4);
+        put(b, 16, p->filesz, 4);
+        put(b, 20, p->memsz, 4);
     }
+    return dump_sink_write(&job->sink, b, l->phentsize, errp);
 }
 
-static void write_xnum_shdr(GByteArray *b, const ElfLayout *l)
+/* With PN_XNUM: one section header, all zero but sh_info = the real phnum. */
+static bool write_xnum_shdr(DumpJob *job, const ElfLayout *l, GError **errp)
 {
-    /* all zero but sh_info = the real phnum */
-    put(b, l->shoff + (l->is64 ? 44 : 28), MIN(l->phnum, UINT32_MAX), 4);
+    uint8_t b[sizeof(Elf64_Shdr)] = { 0 };
+
+    put(b, l->is64 ? 44 : 28, MIN(l->phnum, UINT32_MAX), 4);
+    return dump_sink_write(&job->sink, b, l->shentsize, errp);
 }
 
-static void plan_layout(ElfLayout *l, const DumpJob *job, size_t note_size)
+/* ---- PT_LOAD sources ---- */
+
+typedef struct LoadEmitter {
+    DumpJob *job;
+    const ElfLayout *layout;
+    uint64_t count;
+    bool counting;
+} LoadEmitter;
+
+/* File offset of guest-physical `pa` in the memory section, or -1 if not dumped. */
+static uint64_t memory_offset_of(const DumpJob *job, const ElfLayout *l, uint64_t pa)
 {
+    uint64_t off = l->memory_offset;
+
+    for (guint i = 0; i < job->ranges->len; i++) {
+        const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
+        if (pa >= r->gpa && pa - r->gpa < r->size) {
+            return off + (pa - r->gpa);
+        }
+        off += r->size;
+    }
+    return UINT64_MAX;
+}
+
+static bool emit_load(LoadEmitter *e, uint64_t va, uint64_t pa, uint64_t size, GError **errp)
+{
+    e->count++;
+    if (e->counting) {
+        return true;
+    }
+    uint64_t off = memory_offset_of(e->job, e->layout, pa);
+    ElfPhdr ph = { .type = PT_LOAD, .offset = off, .vaddr = va, .paddr = pa,
+                   .filesz = off == UINT64_MAX ? 0 : size, .memsz = size };
+    return write_phdr(e->job, e->layout, &ph, errp);
+}
+
+/* A mapping clipped to the begin/length filter (guest-physical), as QEMU does. */
+static bool mapping_cb(void *opaque, const GuestMapping *m, GError **errp)
+{
+    LoadEmitter *e = opaque;
+    uint64_t lo = e->job->filter_begin, hi = e->job->filter_end;
+    uint64_t start = MAX(m->paddr, lo), end = MIN(m->paddr + m->size, hi);
+
+    if (start >= end) {
+        return true;
+    }
+    return emit_load(e, m->vaddr + (start - m->paddr), start, end - start, errp);
+}
+
+static bool for_each_load(LoadEmitter *e, GError **errp)
+{
+    DumpJob *job = e->job;
+
+    if (job->paging_cpu) {
+        return x86_walk_mappings(job->paging_cpu, job->vm->mem, mapping_cb, e, errp);
+    }
+    for (guint i = 0; i < job->ranges->len; i++) {
+        const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
+        if (!emit_load(e, r->gpa, r->gpa, r->size, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool plan_layout(ElfLayout *l, DumpJob *job, size_t note_size, GError **errp)
+{
+    LoadEmitter counter = { .job = job, .layout = l, .counting = true };
+
+    if (!for_each_load(&counter, errp)) {
+        return false;
+    }
     l->is64 = job->arch.elf_class == ELFCLASS64;
     l->ehsize = l->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
     l->phentsize = l->is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
     l->shentsize = l->is64 ? sizeof(Elf64_Shdr) : sizeof(Elf32_Shdr);
-    l->phnum = 1 + job->ranges->len;
+    l->phnum = 1 + counter.count;
     l->xnum = l->phnum >= PN_XNUM;
     l->phoff = l->ehsize;
     l->shoff = l->xnum ? l->phoff + l->phnum * l->phentsize : 0;
     l->note_offset = l->phoff + l->phnum * l->phentsize + (l->xnum ? l->shentsize : 0);
     l->memory_offset = l->note_offset + note_size;
+    return true;
 }
 
-static GByteArray *build_headers(const DumpJob *job, const ElfLayout *l, size_t note_size)
+static bool write_headers(DumpJob *job, const ElfLayout *l, size_t note_size, GError **errp)
 {
-    GByteArray *b = g_byte_array_sized_new((guint)l->note_offset);
-    uint64_t offset = l->memory_offset;
+    LoadEmitter emitter = { .job = job, .layout = l };
+    ElfPhdr note = { .type = PT_NOTE, .offset = l->note_offset, .filesz = note_size,
+                     .memsz = note_size };
 
-    g_byte_array_set_size(b, (guint)l->note_offset);
-    memset(b->data, 0, b->len);
-    write_ehdr(b, l, &job->arch);
-    write_phdr(b, l, 0, &(ElfPhdr){ .type = PT_NOTE, .offset = l->note_offset,
-                                    .filesz = note_size, .memsz = note_size });
-    for (guint i = 0; i < job->ranges->len; i++) {
-        const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
-        write_phdr(b, l, i + 1, &(ElfPhdr){ .type = PT_LOAD, .offset = offset,
-                                            .vaddr = r->gpa, .paddr = r->gpa,
-                                            .filesz = r->size, .memsz = r->size });
-        offset += r->size;
+    if (!write_ehdr(job, l, errp) || !write_phdr(job, l, &note, errp) ||
+        !for_each_load(&emitter, errp)) {
+        return false;
     }
-    if (l->xnum) {
-        write_xnum_shdr(b, l);
+    if (emitter.count + 1 != l->phnum) {
+        error_setg(errp, "dump: the guest page tables changed during the dump");
+        return false;
     }
-    return b;
+    return !l->xnum || write_xnum_shdr(job, l, errp);
 }
 
 /* Write one range: runs of data pages as large writes, runs of zero pages as holes. */
@@ -167,9 +233,8 @@ bool elf_dump_write(DumpJob *job, GError **errp)
     g_autoptr(GByteArray) notes = dump_build_notes(job);
     ElfLayout layout;
 
-    plan_layout(&layout, job, notes->len);
-    g_autoptr(GByteArray) headers = build_headers(job, &layout, notes->len);
-    if (!dump_sink_write(&job->sink, headers->data, headers->len, errp) ||
+    if (!plan_layout(&layout, job, notes->len, errp) ||
+        !write_headers(job, &layout, notes->len, errp) ||
         !dump_sink_write(&job->sink, notes->data, notes->len, errp)) {
         return false;
     }
