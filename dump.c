@@ -349,6 +349,7 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
         }
     }
     job->sink.fd = -1;
+    job->sink.direct_fd = -1;
     return job;
 }
 

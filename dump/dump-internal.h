@@ -25,6 +25,7 @@ typedef struct ArchDumpInfo {
 /* Where bytes go: a file or fd, sequential or positioned, plain or flattened. */
 typedef struct DumpSink {
     int fd;
+    int direct_fd;          /* the same file opened O_DIRECT, or -1 */
     bool seekable;          /* lseek/pwrite work */
     bool sparse;            /* may leave holes (regular file with nothing after us) */
     bool flattened;         /* makedumpfile flattened records */
@@ -79,6 +80,9 @@ void dump_sink_discard(DumpSink *sink);
 /* Advance over len zero bytes: a hole where possible, else written zeros. */
 bool dump_sink_skip_zeros(DumpSink *sink, uint64_t len, GError **errp);
 bool dump_sink_flush(DumpSink *sink, GError **errp);
+/* Send block-aligned writes of block-aligned buffers around the page cache
+ * (regular files that allow O_DIRECT); everything else stays buffered. */
+void dump_sink_enable_direct(DumpSink *sink);
 /* Flush, add the flattened end marker, set the final size of sparse files. */
 bool dump_sink_finish(DumpSink *sink, GError **errp);
 void dump_sink_close(DumpSink *sink);

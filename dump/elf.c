@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define ELF_STREAM_CHUNK (8u << 20)
+#define ELF_HOLE_MIN (256u << 10)
 
 typedef struct ElfLayout {
     bool is64;
@@ -173,7 +174,9 @@ static bool plan_layout(ElfLayout *l, DumpJob *job, size_t note_size, GError **e
     l->phoff = l->ehsize;
     l->shoff = l->xnum ? l->phoff + l->phnum * l->phentsize : 0;
     l->note_offset = l->phoff + l->phnum * l->phentsize + (l->xnum ? l->shentsize : 0);
-    l->memory_offset = l->note_offset + note_size;
+    /* page aligned, so that memory can be written around the page cache; crash
+     * still classifies the file as KDUMP_ELF64 because p_align is 0 */
+    l->memory_offset = (l->note_offset + note_size + 4095) & ~4095ULL;
     return true;
 }
 
@@ -194,38 +197,69 @@ static bool write_headers(DumpJob *job, const ElfLayout *l, size_t note_size, GE
     return !l->xnum || write_xnum_shdr(job, l, errp);
 }
 
-/* Write one range: runs of data pages as large writes, runs of zero pages as holes. */
+static bool emit_data(DumpJob *job, const DumpRange *r, uint64_t from, uint64_t to,
+                      GError **errp)
+{
+    if (from == to) {
+        return true;
+    }
+    if (!dump_sink_write(&job->sink, r->host + from, to - from, errp)) {
+        return false;
+    }
+    dump_job_progress(job, to - from);
+    return !dump_job_check_cancel(job, errp);
+}
+
+static bool emit_hole(DumpJob *job, uint64_t len, GError **errp)
+{
+    if (!dump_sink_skip_zeros(&job->sink, len, errp)) {
+        return false;
+    }
+    dump_job_progress(job, len);
+    return !dump_job_check_cancel(job, errp);
+}
+
+/*
+ * Write one range straight from guest RAM. Zero runs of at least ELF_HOLE_MIN
+ * become holes on sparse sinks; shorter ones are written with the data around
+ * them, so that writes stay large (up to ELF_STREAM_CHUNK) and aligned.
+ */
 static bool write_range(DumpJob *job, const DumpRange *r, GError **errp)
 {
-    DumpSink *sink = &job->sink;
-    uint64_t pos = 0;
+    uint64_t data = 0, zero = UINT64_MAX, pos = 0;
 
-    while (pos < r->size) {
-        uint64_t limit = MIN(r->size, pos + ELF_STREAM_CHUNK), end = limit;
-        bool zero = false;
-        if (sink->sparse) {
-            end = pos + MIN(4096, r->size - pos);
-            zero = dump_page_is_zero(r->host + pos, end - pos);
-            while (end < limit) {
-                size_t n = (size_t)MIN(4096, r->size - end);
-                if (dump_page_is_zero(r->host + end, n) != zero) {
-                    break;
-                }
-                end += n;
+    if (!job->sink.sparse) {
+        for (; pos < r->size; pos = MIN(r->size, pos + ELF_STREAM_CHUNK)) {
+            if (!emit_data(job, r, pos, MIN(r->size, pos + ELF_STREAM_CHUNK), errp)) {
+                return false;
             }
         }
-        bool ok = zero ? dump_sink_skip_zeros(sink, end - pos, errp)
-                       : dump_sink_write(sink, r->host + pos, end - pos, errp);
-        if (!ok) {
-            return false;
-        }
-        dump_job_progress(job, end - pos);
-        if (dump_job_check_cancel(job, errp)) {
-            return false;
-        }
-        pos = end;
+        return true;
     }
-    return true;
+    for (; pos < r->size; pos += MIN(4096, r->size - pos)) {
+        bool is_zero = dump_page_is_zero(r->host + pos, MIN(4096, r->size - pos));
+        if (is_zero) {
+            zero = MIN(zero, pos);
+        } else if (zero != UINT64_MAX && pos - zero >= ELF_HOLE_MIN) {
+            if (!emit_data(job, r, data, zero, errp) || !emit_hole(job, pos - zero, errp)) {
+                return false;
+            }
+            data = pos;
+            zero = UINT64_MAX;
+        } else {
+            zero = UINT64_MAX;
+        }
+        if (zero == UINT64_MAX && pos - data >= ELF_STREAM_CHUNK) {
+            if (!emit_data(job, r, data, pos, errp)) {
+                return false;
+            }
+            data = pos;
+        }
+    }
+    if (zero != UINT64_MAX && r->size - zero >= ELF_HOLE_MIN) {
+        return emit_data(job, r, data, zero, errp) && emit_hole(job, r->size - zero, errp);
+    }
+    return emit_data(job, r, data, r->size, errp);
 }
 
 bool elf_dump_write(DumpJob *job, GError **errp)
@@ -235,9 +269,11 @@ bool elf_dump_write(DumpJob *job, GError **errp)
 
     if (!plan_layout(&layout, job, notes->len, errp) ||
         !write_headers(job, &layout, notes->len, errp) ||
-        !dump_sink_write(&job->sink, notes->data, notes->len, errp)) {
+        !dump_sink_write(&job->sink, notes->data, notes->len, errp) ||
+        !dump_sink_skip_zeros(&job->sink, layout.memory_offset - job->sink.pos, errp)) {
         return false;
     }
+    dump_sink_enable_direct(&job->sink);
     for (guint i = 0; i < job->ranges->len; i++) {
         if (!write_range(job, &g_array_index(job->ranges, DumpRange, i), errp)) {
             return false;

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 BUILD = Path(os.environ.get('MINIVM_BUILD', Path(__file__).resolve().parents[1] / 'build'))
-UNIT = sorted(p for p in (BUILD / 'tests' / 'unit').glob('test-*') if os.access(p, os.X_OK))
+UNIT = sorted(p for p in (BUILD / 'tests' / 'unit').glob('test-*')
+              if p.is_file() and os.access(p, os.X_OK))
 
 
 @pytest.mark.parametrize('binary', UNIT, ids=[p.name for p in UNIT])

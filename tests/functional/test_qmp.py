@@ -4,11 +4,12 @@ Reference texts are QEMU 7.2's (see /work/qemu-oracle.md)."""
 import json
 import os
 import socket
+import subprocess
 import time
 
 import pytest
 
-from qmp import QMPClient, QMPError, Minivm, kvm_available
+from qmp import MINIVM, QMPClient, QMPError, Minivm, kvm_available
 
 NEED_KVM = pytest.mark.skipif(not kvm_available(),
                               reason='/dev/kvm is not accessible: KVM tests need it')
@@ -506,3 +507,63 @@ def test_quit(make_vm):
     other.close()
     assert vm.proc.wait(timeout=15) == 0
     assert vm.stderr_path.read_text() == ''
+
+
+def test_sigterm_shuts_down_cleanly(make_vm):
+    """QEMU: SIGTERM gives SHUTDOWN {"guest": false, "reason": "host-signal"} and exit 0."""
+    vm = make_vm('-S', accel='none')
+    vm.proc.terminate()
+    ev = vm.qmp.wait_event('SHUTDOWN', timeout=10)
+    assert ev['data'] == {'guest': False, 'reason': 'host-signal'}, ev
+    assert vm.proc.wait(timeout=15) == 0
+
+
+def test_client_vanishing_does_not_disturb_events(make_vm):
+    vm = make_vm('-S', accel='none')
+    gone = vm.connect()
+    gone.sock.shutdown(socket.SHUT_RDWR)
+    gone.close()
+    half = vm.connect()
+    half.send_raw(b'{"execute": "query-st')      # leaves mid-message
+    half.close()
+    for _ in range(3):
+        vm.qmp.cmd('cont')
+        vm.qmp.cmd('stop')
+    assert [e['event'] for e in vm.qmp.events] == ['RESUME', 'STOP'] * 3
+    assert vm.qmp.cmd('query-status')['status'] == 'paused'
+
+
+def test_qmp_over_stdio(tmp_path):
+    proc = subprocess.Popen([str(MINIVM), '-accel', 'none', '-m', '16M', '-S',
+                             '-serial', 'none', '-qmp', 'stdio'],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        def recv():
+            line = proc.stdout.readline()
+            assert line, 'EOF on QMP stdio; stderr: ' + proc.stderr.read().decode()
+            assert line.endswith(b'\r\n'), line
+            return json.loads(line)
+
+        def send(obj):
+            proc.stdin.write(json.dumps(obj).encode() + b'\n')
+            proc.stdin.flush()
+        assert 'QMP' in recv()
+        send({'execute': 'query-status'})
+        assert recv()['error']['class'] == 'CommandNotFound'
+        send({'execute': 'qmp_capabilities'})
+        assert recv() == {'return': {}}
+        send({'execute': 'cont', 'id': 1})
+        msgs = [recv(), recv()]
+        assert {'return': {}, 'id': 1} in msgs
+        assert any(m.get('event') == 'RESUME' for m in msgs), msgs
+        send({'execute': 'quit'})
+        assert recv()['event'] == 'SHUTDOWN'
+        assert recv() == {'return': {}}
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            f.close()

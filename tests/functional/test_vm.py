@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qmp import BUILD, Minivm, kvm_available
+from qmp import BUILD, MINIVM, Minivm, kvm_available
 
 NEED_KVM = pytest.mark.skipif(not kvm_available(),
                               reason='/dev/kvm is not accessible: KVM tests need it')
@@ -268,3 +268,29 @@ def test_guest_triple_fault_is_reported(make_vm, tmp_path):
     assert st['status'] in ('shutdown', 'internal-error', 'guest-panicked'), st
     assert {e['event'] for e in vm.qmp.events} & {'STOP', 'SHUTDOWN'}, vm.qmp.events
     assert vm.proc.poll() is None, 'minivm exited'
+
+
+@NEED_KVM
+def test_serial_stdio(tmp_path):
+    proc = subprocess.Popen([str(MINIVM), '-accel', 'kvm', '-m', '64M', '-smp', '2',
+                             '-serial', 'stdio',
+                             '-qmp', f'unix:{tmp_path}/q.sock,server=on,wait=off'],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    try:
+        got = set()
+        deadline = time.time() + 60
+        while len(got) < 2:
+            assert time.time() < deadline, got
+            line = proc.stdout.readline()
+            assert line, 'serial stdout closed'
+            got |= {l for l in [line.decode().strip()] if l.endswith('ready')}
+        assert got == {'minivm demo guest: cpu 0 ready', 'minivm demo guest: cpu 1 ready'}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()

@@ -174,7 +174,7 @@ static void test_elf64_layout(void)
     g_assert_cmpstr(notes[4].name, ==, "VMCOREINFO");
     g_assert_cmpmem(notes[4].desc, notes[4].descsz, vmcoreinfo, sizeof(vmcoreinfo) - 1);
 
-    uint64_t expect_off = ph[0].p_offset + ph[0].p_filesz;
+    uint64_t expect_off = (ph[0].p_offset + ph[0].p_filesz + 4095) & ~4095ULL;
     for (int i = 1; i < 4; i++) {
         const DumpRange *r = &g_array_index(f.ranges, DumpRange, i - 1);
         g_assert_cmpint(ph[i].p_type, ==, PT_LOAD);
@@ -211,6 +211,7 @@ static void test_elf_pn_xnum(void)
     g_assert_cmpuint(eh->e_shoff, ==, 64 + (nranges + 1) * 56ULL);
     const Elf64_Phdr *ph = (const Elf64_Phdr *)(d + eh->e_phoff);
     g_assert_cmpuint(ph[0].p_offset, ==, eh->e_shoff + 64);
+    g_assert_cmpuint(ph[1].p_offset % 4096, ==, 0);
     g_assert_cmphex(ph[nranges].p_paddr, ==, 0x100000ULL * (nranges - 1));
     g_assert_cmpuint(len, ==, ph[nranges].p_offset + 4096);
     fixture_free(&f);

@@ -1,0 +1,418 @@
+"""dump-guest-memory to ELF on the demo guest (issue 3), checked with real readers
+(readelf, eu-readelf, libkdumpfile, gdb) and against pmemsave of the same paused guest."""
+import os
+import re
+import shutil
+import struct
+import time
+
+import pytest
+
+import demo_pattern
+from dumpcheck import (NEED_KVM, PAGE, PT_LOAD, PT_NOTE, NT_PRSTATUS, ElfCore, MemImage,
+                       PipeReader, assert_no_warnings, compare_reader_with_mem, drain, dump,
+                       dump_error, event_names, files_equal, gdb_binary, gdb_threads, hmp_registers,
+                       kdumpfile_open, kdumpfile_page, kvm_available, make_vm, pmemsave,  # noqa: F401
+                       prstatus_regs, qemu_note_regs, ram_ranges, run_tool, sample_pfns,
+                       send_fd, start_vm, status)
+
+MEM = 128 << 20
+SMP = 2
+
+
+@pytest.fixture(scope='module')
+def paused(tmp_path_factory):
+    """One demo guest (-smp 2, 128M), paused: its pmemsave, HMP registers and ELF dump."""
+    d = tmp_path_factory.mktemp('elf')
+    vm = start_vm(mem='128M', smp=SMP)
+    try:
+        q = vm.qmp
+        q.cmd('stop')
+        pmemsave(q, d / 'mem', MEM)
+        regs = hmp_registers(q)
+        dump(q, d / 'core.elf')
+        q.events.clear()
+        yield {'vm': vm, 'q': q, 'dir': d, 'mem': MemImage(d / 'mem'), 'regs': regs,
+               'core': d / 'core.elf'}
+    finally:
+        vm.close()
+
+
+# ---------------------------------------------------------------- readers
+
+def test_readelf_clean(paused):
+    proc = run_tool(['readelf', '-h', '-l', '-n', '-W', str(paused['core'])])
+    assert_no_warnings(proc)
+    assert proc.stdout.count('NT_PRSTATUS') == SMP
+    assert re.search(r'Type:\s+CORE', proc.stdout)
+    assert re.search(r'Machine:\s+Advanced Micro Devices X86-64', proc.stdout)
+
+
+def test_eu_readelf_clean(paused):
+    if not shutil.which('eu-readelf'):
+        pytest.skip('eu-readelf (elfutils) is not installed')
+    proc = run_tool(['eu-readelf', '-h', '-l', '-n', str(paused['core'])])
+    assert_no_warnings(proc)
+    assert len(re.findall(r'^\s+CORE\s+336\s+PRSTATUS', proc.stdout, re.M)) == SMP
+    assert len(re.findall(r'^\s+QEMU\s+440\s', proc.stdout, re.M)) == SMP
+
+
+def test_elf_layout(paused):
+    core = ElfCore(paused['core'])
+    assert core.ident[4] == 2 and core.ident[5] == 1 and core.ident[6] == 1   # ELF64 LSB v1
+    assert (core.e_type, core.e_machine, core.e_version) == (4, 62, 1)
+    assert core.e_phoff == 64
+    assert core.e_ehsize == 64 and core.e_phentsize == 56
+    assert core.e_phnum == len(core.phdrs) == 2
+    assert core.e_shnum == 0 and core.e_shoff == 0
+    note, load = core.phdrs
+    assert note['type'] == PT_NOTE
+    assert note['offset'] == 64 + 56 * core.e_phnum
+    assert note['align'] in (0, 4)
+    assert note['vaddr'] == note['paddr'] == 0 and note['filesz'] == note['memsz']
+    assert load['type'] == PT_LOAD
+    assert load['align'] == 0 and load['flags'] == 0
+    assert load['paddr'] == load['vaddr'] == 0
+    assert load['filesz'] == load['memsz'] == MEM
+    # notes lie before the first memory byte (memory may start page aligned after them)
+    assert note['offset'] + note['filesz'] <= load['offset'] < note['offset'] + note['filesz'] + PAGE
+    gap = core.read_at(note['offset'] + note['filesz'], load['offset'] - note['offset'] - note['filesz'])
+    assert gap == bytes(len(gap))
+    assert core.size == load['offset'] + load['filesz']
+
+
+def test_elf_notes(paused):
+    core = ElfCore(paused['core'])
+    notes = core.notes
+    assert len(notes) == 2 * SMP
+    assert [(n['name'], n['type']) for n in notes] == \
+        [('CORE', NT_PRSTATUS)] * SMP + [('QEMU', 0)] * SMP
+    for i in range(SMP):
+        pr = prstatus_regs(notes[i]['desc'])
+        qn = qemu_note_regs(notes[SMP + i]['desc'])
+        hmp = paused['regs'][i]
+        assert pr['pid'] == i + 1
+        assert (qn['version'], qn['size']) == (1, 440)
+        assert len(notes[SMP + i]['desc']) == 440
+        for reg in ('rip', 'rsp', 'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r15'):
+            assert pr[reg] == qn[reg] == hmp[reg.upper()], (i, reg)
+        assert pr['eflags'] == qn['rflags'] == hmp['RFL']
+        assert pr['cs'] == qn['cs_selector'] == hmp['CS']
+        assert pr['ss'] == hmp['SS'] and pr['ds'] == hmp['DS']
+        assert qn['cr'][0] == hmp['CR0'] and qn['cr'][3] == hmp['CR3']
+        assert qn['cr'][4] == hmp['CR4']
+        assert qn['gdt_base'] == hmp['GDT'] and qn['idt_base'] == hmp['IDT']
+
+
+def test_libkdumpfile_pages_equal_pmemsave(paused):
+    k = kdumpfile_open(paused['core'])
+    mem = paused['mem']
+    pfns = sample_pfns(ram_ranges(MEM))
+    assert 0 in pfns and MEM // PAGE - 1 in pfns and len(pfns) > 2000
+    assert compare_reader_with_mem(k, mem, pfns) == []
+    # the same pages through our own PT_LOAD walk
+    core = ElfCore(paused['core'])
+    bad = [p for p in pfns[::7] if core.phys(p * PAGE, PAGE) != mem.page(p)]
+    assert bad == []
+
+
+@NEED_KVM
+def test_pages_equal_demo_pattern(paused):
+    k = kdumpfile_open(paused['core'])
+    pfns = [p for p in sample_pfns(ram_ranges(MEM)) if p >= demo_pattern.FILL_START // PAGE]
+    kinds = {demo_pattern.page_kind(p) for p in pfns}
+    assert kinds == {0, 1, 2, 3}
+    bad = [p for p in pfns if kdumpfile_page(k, p) != demo_pattern.expected_page(p)]
+    assert bad == []
+
+
+def test_gdb_threads_and_registers(paused):
+    threads, proc = gdb_threads(paused['core'])
+    assert sorted(threads) == list(range(1, SMP + 1)), proc.stdout + proc.stderr
+    for lwp, regs in threads.items():
+        hmp = paused['regs'][lwp - 1]
+        assert regs == {'rip': hmp['RIP'], 'rsp': hmp['RSP'], 'rax': hmp['RAX'],
+                        'r15': hmp['R15'], 'eflags': hmp['RFL'], 'cs': hmp['CS']}, lwp
+
+
+def test_file_is_sparse(paused):
+    st = os.stat(paused['core'])
+    zero_pages = sum(paused['mem'].zero(p) for p in range(0, MEM // PAGE))
+    assert zero_pages > 1000
+    assert st.st_blocks * 512 < st.st_size
+    # every zero page is a hole (allowing 1 MiB for extent blocks and the headers)
+    assert st.st_blocks * 512 <= st.st_size - zero_pages * PAGE + (1 << 20)
+
+
+def test_fd_dump_to_file_equals_file_dump(paused):
+    q, d = paused['q'], paused['dir']
+    path = d / 'fd.elf'
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        send_fd(q, 'dumpfd', fd)
+    finally:
+        os.close(fd)
+    assert q.cmd('dump-guest-memory', paging=False, protocol='fd:dumpfd') == {}
+    assert files_equal(path, paused['core']) == (True, None)
+    # the dump consumed the fd
+    err = dump_error(q, protocol='fd:dumpfd')
+    assert err == {'class': 'GenericError',
+                   'desc': "File descriptor named 'dumpfd' has not been found"}
+    path.unlink()
+
+
+def test_pipe_dump_equals_file_dump(paused):
+    q = paused['q']
+    reader = PipeReader()
+    try:
+        reader.hand_to(q, 'pipefd')
+        assert q.cmd('dump-guest-memory', paging=False, protocol='fd:pipefd') == {}
+        data = reader.data()
+    finally:
+        reader.close()
+    assert len(data) == os.path.getsize(paused['core'])
+    with open(paused['core'], 'rb') as f:
+        assert data == f.read()
+    ev = q.wait_event('DUMP_COMPLETED', timeout=5)
+    assert ev['data']['result'] == {'total': MEM, 'status': 'completed', 'completed': MEM}
+
+
+# ---------------------------------------------------------------- begin/length
+
+def test_filter_clips_one_load(paused):
+    q, d, mem = paused['q'], paused['dir'], paused['mem']
+    begin, length = 0x3ff800, 0x2000 + 0x123
+    q.events.clear()
+    dump(q, d / 'filt.elf', begin=begin, length=length)
+    core = ElfCore(d / 'filt.elf')
+    assert [(p['paddr'], p['vaddr'], p['filesz'], p['memsz']) for p in core.loads] == \
+        [(begin, begin, length, length)]
+    load = core.loads[0]
+    assert load['offset'] >= core.phdrs[0]['offset'] + core.phdrs[0]['filesz']
+    assert core.size == load['offset'] + length
+    assert core.read_at(load['offset'], length) == mem.data[begin:begin + length]
+    assert q.cmd('query-dump') == {'status': 'completed', 'completed': length, 'total': length}
+    ev = q.wait_event('DUMP_COMPLETED', timeout=5)
+    assert ev['data']['result'] == {'total': length, 'status': 'completed', 'completed': length}
+    (d / 'filt.elf').unlink()
+
+
+def test_filter_one_byte(paused):
+    q, d, mem = paused['q'], paused['dir'], paused['mem']
+    dump(q, d / 'one.elf', begin=4096, length=1)
+    assert q.cmd('query-dump') == {'status': 'completed', 'completed': 1, 'total': 1}
+    core = ElfCore(d / 'one.elf')
+    assert [(p['paddr'], p['filesz'], p['memsz']) for p in core.loads] == [(4096, 1, 1)]
+    assert core.size == core.loads[0]['offset'] + 1
+    assert core.read_at(core.loads[0]['offset'], 1) == mem.data[4096:4097]
+    assert_no_warnings(run_tool(['readelf', '-h', '-l', '-n', '-W', str(d / 'one.elf')]))
+
+
+def test_filter_past_ram_end_is_clamped(paused):
+    q, d = paused['q'], paused['dir']
+    dump(q, d / 'tail.elf', begin=MEM - 2 * PAGE, length=16 * PAGE)
+    core = ElfCore(d / 'tail.elf')
+    assert [(p['paddr'], p['filesz'], p['memsz']) for p in core.loads] == \
+        [(MEM - 2 * PAGE, 2 * PAGE, 2 * PAGE)]
+    assert q.cmd('query-dump')['total'] == 2 * PAGE
+
+
+def test_paging(paused):
+    """paging=true: a clear error until it is implemented; once it is, virtual PT_LOADs
+    whose bytes are guest RAM at p_paddr, readable by gdb at p_vaddr."""
+    q, d, mem = paused['q'], paused['dir'], paused['mem']
+    reply = q.execute('dump-guest-memory', {'paging': True,
+                                            'protocol': f"file:{d / 'pg.elf'}"})
+    assert status(q) == 'paused'
+    if 'error' in reply:
+        assert reply['error']['class'] == 'GenericError'
+        assert 'paging' in reply['error']['desc']
+        return
+    assert reply == {'return': {}}
+    path = d / 'pg.elf'
+    assert_no_warnings(run_tool(['readelf', '-h', '-l', '-n', '-W', str(path)]))
+    core = ElfCore(path)
+    assert core.phdrs[0]['type'] == PT_NOTE and len(core.notes) == 2 * SMP
+    assert core.loads and all(p['align'] == 0 and p['filesz'] <= p['memsz'] for p in core.loads)
+    probe = None
+    for p in core.loads:
+        for rel in sorted({0, p['filesz'] // 2 & ~(PAGE - 1), (p['filesz'] - 1) & ~(PAGE - 1)}):
+            if rel + PAGE > p['filesz'] or p['paddr'] + rel + PAGE > MEM:
+                continue
+            assert core.read_at(p['offset'] + rel, PAGE) == \
+                mem.page((p['paddr'] + rel) // PAGE), (hex(p['vaddr']), hex(rel))
+            if probe is None and not mem.zero((p['paddr'] + rel) // PAGE):
+                probe = (p['vaddr'] + rel, p['paddr'] + rel)
+    if probe:
+        vaddr, paddr = probe
+        proc = run_tool([gdb_binary(), '-nx', '-batch', '-ex', 'set architecture i386:x86-64',
+                         '-ex', f'x/2gx {vaddr:#x}', '-c', str(path)])
+        words = [int(w, 16) for w in re.findall(r'0x[0-9a-f]{16}', proc.stdout)]
+        assert words == list(struct.unpack_from('<2Q', mem.data, paddr)), proc.stdout + proc.stderr
+    path.unlink()
+
+
+# ---------------------------------------------------------------- RAM above 4 GiB
+
+def test_split_ram_two_loads(make_vm, tmp_path):
+    vm = make_vm(mem='3584M', accel='none')
+    q = vm.qmp
+    q.cmd('stop')
+    dump(q, tmp_path / 'big.elf')
+    core = ElfCore(tmp_path / 'big.elf')
+    assert core.phdrs[0]['type'] == PT_NOTE
+    assert [(p['paddr'], p['vaddr'], p['filesz'], p['memsz'], p['align']) for p in core.loads] == \
+        [(0, 0, 3 << 30, 3 << 30, 0), (1 << 32, 1 << 32, 512 << 20, 512 << 20, 0)]
+    assert core.loads[1]['offset'] == core.loads[0]['offset'] + (3 << 30)
+    assert core.size == core.loads[1]['offset'] + (512 << 20)
+    assert_no_warnings(run_tool(['readelf', '-h', '-l', '-n', '-W', str(tmp_path / 'big.elf')]))
+    st = os.stat(tmp_path / 'big.elf')
+    assert st.st_blocks * 512 < 64 << 20      # almost all zero: holes
+    # libkdumpfile reads across both blocks and agrees with pmemsave
+    k = kdumpfile_open(tmp_path / 'big.elf')
+    for addr in (0, 0x1000, 0x8000, (3 << 30) - PAGE, 1 << 32, (1 << 32) + (512 << 20) - PAGE):
+        out = tmp_path / 'p'
+        assert q.hmp('pmemsave %d %d %s' % (addr, PAGE, out)).strip() == ''
+        assert kdumpfile_page(k, addr // PAGE) == out.read_bytes(), hex(addr)
+    # a filter across the hole clips both blocks
+    begin, length = (3 << 30) - 0x3000, 0x40000000 + 0x5000
+    dump(q, tmp_path / 'hole.elf', begin=begin, length=length)
+    hole = ElfCore(tmp_path / 'hole.elf')
+    assert [(p['paddr'], p['filesz']) for p in hole.loads] == \
+        [((3 << 30) - 0x3000, 0x3000), (1 << 32, 0x2000)]
+    assert hole.loads[1]['offset'] == hole.loads[0]['offset'] + 0x3000
+    assert q.cmd('query-dump')['total'] == 0x5000
+
+
+# ---------------------------------------------------------------- run state and events
+
+def test_dump_of_running_vm_stops_and_resumes(make_vm, tmp_path):
+    vm = make_vm(mem='128M')
+    q = vm.qmp
+    assert status(q) == 'running'
+    q.events.clear()
+    dump(q, tmp_path / 'run.elf')
+    drain(q, 0.3)
+    names = [n for n in event_names(q) if n in ('STOP', 'RESUME', 'DUMP_COMPLETED')]
+    assert names == ['STOP', 'DUMP_COMPLETED', 'RESUME']
+    assert status(q) == 'running'
+    assert_no_warnings(run_tool(['readelf', '-h', '-l', '-n', '-W', str(tmp_path / 'run.elf')]))
+
+
+def test_dump_of_paused_vm_stays_paused(paused):
+    q, d = paused['q'], paused['dir']
+    q.events.clear()
+    dump(q, d / 'p.elf')
+    drain(q, 0.3)
+    assert event_names(q) == ['DUMP_COMPLETED']
+    assert status(q) == 'paused'
+    assert files_equal(d / 'p.elf', paused['core']) == (True, None)
+    (d / 'p.elf').unlink()
+
+
+def test_detached_progress_to_file(make_vm, tmp_path):
+    """Detached dump of a big guest: {} at once, completed rises to total, one DUMP_COMPLETED,
+    STOP/RESUME around it, status save-vm while it runs."""
+    if kvm_available():
+        vm, size = make_vm(mem='1G', smp=2), 1 << 30
+    else:
+        vm, size = make_vm(mem='3584M', accel='none'), 3584 << 20
+    q = vm.qmp
+    assert status(q) == 'running'
+    q.events.clear()
+    t = time.time()
+    assert q.cmd('dump-guest-memory', paging=False, protocol=f'file:{tmp_path / "big.elf"}',
+                 detach=True) == {}
+    assert time.time() - t < 0.5
+    seen = []
+    while True:
+        p = q.cmd('query-dump')
+        st = status(q)
+        seen.append((p['status'], p['completed'], p['total'], st))
+        if p['status'] != 'active':
+            break
+        time.sleep(0.005)
+    active = [s for s in seen if s[0] == 'active']
+    completed = [s[1] for s in seen]
+    assert completed == sorted(completed), 'completed went backwards'
+    assert all(s[2] == size for s in seen)
+    assert all(s[3] == 'save-vm' for s in active), active
+    assert seen[-1][:3] == ('completed', size, size)
+    ev = q.wait_event('DUMP_COMPLETED', timeout=60)
+    assert ev['data'] == {'result': {'total': size, 'status': 'completed', 'completed': size}}
+    drain(q, 0.3)
+    assert 'DUMP_COMPLETED' not in event_names(q)
+    names = event_names(q)
+    assert names.count('STOP') == 1 and names.count('RESUME') == 1
+    assert status(q) == 'running'
+    core = ElfCore(tmp_path / 'big.elf')
+    assert sum(p['filesz'] for p in core.loads) == size
+
+
+def test_detached_dump_gated_pipe(make_vm, tmp_path):
+    """A detached dump that cannot finish until the reader reads: status active, a second
+    dump refused, monitor answering, save-vm; then it completes once and the VM resumes."""
+    vm = make_vm(mem='128M', smp=SMP)
+    q = vm.qmp
+    assert status(q) == 'running'
+    reader = PipeReader(gated=True)
+    try:
+        reader.hand_to(q, 'slow')
+        q.events.clear()
+        assert q.cmd('dump-guest-memory', paging=False, protocol='fd:slow', detach=True) == {}
+        p = q.cmd('query-dump')
+        assert p['status'] == 'active' and p['total'] == MEM and p['completed'] < MEM
+        assert status(q) == 'save-vm'
+        err = dump_error(q, protocol=f'file:{tmp_path / "second.elf"}')
+        assert err == {'class': 'GenericError', 'desc': 'There is a dump in process, please wait.'}
+        assert not (tmp_path / 'second.elf').exists()
+        out = q.hmp('info dump')
+        assert re.fullmatch(r'Status: active\r?\nFinished: \d+\.\d\d %\r?\n', out), out
+        assert q.cmd('query-dump')['status'] == 'active'
+        reader.release()
+        ev = q.wait_event('DUMP_COMPLETED', timeout=60)
+        data = reader.data()
+    finally:
+        reader.close()
+    assert ev['data'] == {'result': {'total': MEM, 'status': 'completed', 'completed': MEM}}
+    drain(q, 0.3)
+    names = event_names(q)
+    assert 'DUMP_COMPLETED' not in names
+    assert names.count('STOP') == 1 and names.count('RESUME') == 1
+    assert names.index('STOP') < names.index('RESUME')
+    assert status(q) == 'running'
+    assert q.cmd('query-dump') == {'status': 'completed', 'completed': MEM, 'total': MEM}
+    core = ElfCore(data=data)
+    assert len(core.notes) == 2 * SMP
+    assert core.size == core.loads[0]['offset'] + MEM
+
+
+# ---------------------------------------------------------------- HMP
+
+def test_hmp_dump_guest_memory(paused):
+    q, d = paused['q'], paused['dir']
+    q.events.clear()
+    out = q.hmp(f'dump-guest-memory {d / "hmp.elf"}')
+    assert out.strip() == ''
+    ev = q.wait_event('DUMP_COMPLETED', timeout=30)
+    assert ev['data']['result']['status'] == 'completed'
+    assert files_equal(d / 'hmp.elf', paused['core']) == (True, None)
+    assert q.hmp('info dump').splitlines() == ['Status: completed']
+    # begin/length
+    out = q.hmp(f'dump-guest-memory {d / "hmp-f.elf"} 0x400000 0x2000')
+    assert out.strip() == ''
+    core = ElfCore(d / 'hmp-f.elf')
+    assert [(p['paddr'], p['filesz']) for p in core.loads] == [(0x400000, 0x2000)]
+    assert core.read_at(core.loads[0]['offset'], 0x2000) == \
+        paused['mem'].data[0x400000:0x402000]
+    # detached
+    q.events.clear()
+    out = q.hmp(f'dump-guest-memory -d {d / "hmp-d.elf"}')
+    assert out.strip() == ''
+    ev = q.wait_event('DUMP_COMPLETED', timeout=60)
+    assert ev['data']['result'] == {'total': MEM, 'status': 'completed', 'completed': MEM}
+    assert q.hmp('info dump').splitlines() == ['Status: completed']
+    assert files_equal(d / 'hmp-d.elf', paused['core']) == (True, None)
+    assert status(q) == 'paused'
+    for f in ('hmp.elf', 'hmp-f.elf', 'hmp-d.elf'):
+        (d / f).unlink()
