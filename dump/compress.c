@@ -1,12 +1,17 @@
 /*
- * Page compressors for the kdump formats: zlib streams (zlib's deflate at
- * Z_BEST_SPEED, with a reused stream), LZO1X-1, snappy and zstd frames.
+ * Page compressors for the kdump formats: zlib streams from libdeflate, LZO1X-1,
+ * snappy and zstd frames; one reusable context per worker thread.
+ *
+ * libdeflate writes standard zlib streams (what crash, makedumpfile and
+ * libkdumpfile inflate) about three times faster than zlib's Z_BEST_SPEED, and
+ * its level 4 output is within 0.5 % of zlib level 1 on Linux guest memory
+ * (README, "Choosing the compressors").
  */
 #include "config.h"
 #include "compress.h"
 #include "util.h"
 
-#include <zlib.h>
+#include <libdeflate.h>
 #if CONFIG_LZO
 #include <lzo/lzo1x.h>
 #endif
@@ -17,12 +22,12 @@
 #include <zstd.h>
 #endif
 
-#define ZSTD_PAGE_LEVEL 1
+#define LIBDEFLATE_PAGE_LEVEL 4
+#define ZSTD_PAGE_LEVEL 3
 
 struct PageCodec {
     DumpFormat format;
-    z_stream zs;
-    bool zs_ready;
+    struct libdeflate_compressor *deflate;
     void *lzo_wrkmem;
 #if CONFIG_ZSTD
     ZSTD_CCtx *zstd;
@@ -90,11 +95,11 @@ PageCodec *page_codec_new(DumpFormat format, GError **errp)
     c->format = base_format(format);
     switch (c->format) {
     case DUMP_FORMAT_KDUMP_ZLIB:
-        if (deflateInit(&c->zs, Z_BEST_SPEED) != Z_OK) {
-            error_setg(errp, "dump: zlib initialisation failed");
+        c->deflate = libdeflate_alloc_compressor(LIBDEFLATE_PAGE_LEVEL);
+        if (!c->deflate) {
+            error_setg(errp, "dump: libdeflate initialisation failed");
             goto fail;
         }
-        c->zs_ready = true;
         break;
 #if CONFIG_LZO
     case DUMP_FORMAT_KDUMP_LZO:
@@ -130,8 +135,8 @@ void page_codec_free(PageCodec *c)
     if (!c) {
         return;
     }
-    if (c->zs_ready) {
-        deflateEnd(&c->zs);
+    if (c->deflate) {
+        libdeflate_free_compressor(c->deflate);
     }
     g_free(c->lzo_wrkmem);
 #if CONFIG_ZSTD
@@ -140,28 +145,14 @@ void page_codec_free(PageCodec *c)
     g_free(c);
 }
 
-static size_t compress_zlib(PageCodec *c, const uint8_t *in, size_t len, uint8_t *out)
-{
-    if (deflateReset(&c->zs) != Z_OK) {
-        return 0;
-    }
-    c->zs.next_in = (Bytef *)in;
-    c->zs.avail_in = (uInt)len;
-    c->zs.next_out = out;
-    c->zs.avail_out = (uInt)len - 1;     /* only output smaller than the page counts */
-    if (deflate(&c->zs, Z_FINISH) != Z_STREAM_END) {
-        return 0;
-    }
-    return c->zs.total_out;
-}
-
 size_t page_codec_compress(PageCodec *c, const uint8_t *in, size_t len, uint8_t *out)
 {
     size_t n = 0;
 
     switch (c->format) {
     case DUMP_FORMAT_KDUMP_ZLIB:
-        n = compress_zlib(c, in, len, out);
+        /* only output smaller than the page counts: 0 when it does not fit */
+        n = libdeflate_zlib_compress(c->deflate, in, len, out, len - 1);
         break;
 #if CONFIG_LZO
     case DUMP_FORMAT_KDUMP_LZO: {

@@ -2,9 +2,12 @@
  * The contract between minivm's x86_64 loader and the guests it starts
  * (the built-in demo guest and -kernel ELF executables).
  *
- * Every vCPU starts in 64-bit ring 3 with RFLAGS.IOPL = 3, an identity map of
- * guest RAM (2 MiB pages, user-accessible), RDI = vCPU index, RSI = the guest-
- * physical address of struct minivm_boot_info, RSP = the top of its own stack.
+ * Every vCPU starts in 64-bit ring 3 with an identity map of guest RAM (2 MiB
+ * pages, user-accessible), RDI = vCPU index, RSI = the guest-physical address
+ * of struct minivm_boot_info, RSP = the top of its own stack. Port I/O is
+ * allowed by RFLAGS.IOPL = 3 and, because the virtualization layer on these
+ * machines reports IOPL 0 to the guest and checks the TSS, by an all-zero I/O
+ * permission bitmap in the TSS as well.
  */
 #ifndef MINIVM_DEMO_ABI_H
 #define MINIVM_DEMO_ABI_H

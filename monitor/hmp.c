@@ -72,9 +72,7 @@ static void format_all_registers(VM *vm, void *opaque)
     GString *out = opaque;
 
     for (guint i = 0; i < vm->ncpus; i++) {
-        if (vm->ncpus > 1) {
-            g_string_append_printf(out, "\nCPU#%u\n", i);
-        }
+        g_string_append_printf(out, "\nCPU#%u\n", i);
         x86_cpu_format_registers(&vm->cpus[i]->state, out);
     }
 }
@@ -453,7 +451,7 @@ static void hmp_dump_cancel(Monitor *mon, QmpSession *s, char **argv, int argc, 
 static void hmp_help(Monitor *mon, QmpSession *s, char **argv, int argc, GString *out);
 
 static const HmpCommand hmp_commands[] = {
-    { "cont", "", "resume emulation", hmp_cont },
+    { "cont|c", "", "resume emulation", hmp_cont },
     { "dump-cancel", "", "cancel the current detached dump (minivm)", hmp_dump_cancel },
     { "dump-guest-memory", "[-p] [-d] [-z|-l|-s|-Z] [-R] filename [begin length]",
       "dump guest memory into file 'filename'.\n\t\t\t-p: do paging to get guest's memory "

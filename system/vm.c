@@ -60,6 +60,11 @@ VM *vm_new(const VMConfig *cfg, GError **errp)
     if (!vm->serial) {
         goto fail;
     }
+    if (cfg->load_vmcore) {
+        error_setg(errp, "-load-vmcore %s: restoring vmcores is not available in this build",
+                   cfg->load_vmcore);
+        goto fail;
+    }
     vm->mem = guest_memory_new(cfg->mem_path, errp);
     if (!vm->mem || !guest_memory_add_pc_ram(vm->mem, cfg->ram_size, errp)) {
         goto fail;

@@ -3,7 +3,10 @@
 import os
 import re
 import shutil
+import socket
 import struct
+import subprocess
+import threading
 import time
 
 import pytest
@@ -292,6 +295,9 @@ def test_dump_of_running_vm_stops_and_resumes(make_vm, tmp_path):
     assert status(q) == 'running'
     q.events.clear()
     dump(q, tmp_path / 'run.elf')
+    # as QEMU: STOP, DUMP_COMPLETED and RESUME all come before the reply
+    names = [n for n in event_names(q) if n in ('STOP', 'RESUME', 'DUMP_COMPLETED')]
+    assert names == ['STOP', 'DUMP_COMPLETED', 'RESUME']
     drain(q, 0.3)
     names = [n for n in event_names(q) if n in ('STOP', 'RESUME', 'DUMP_COMPLETED')]
     assert names == ['STOP', 'DUMP_COMPLETED', 'RESUME']
@@ -416,3 +422,83 @@ def test_hmp_dump_guest_memory(paused):
     assert status(q) == 'paused'
     for f in ('hmp.elf', 'hmp-f.elf', 'hmp-d.elf'):
         (d / f).unlink()
+
+
+# ---------------------------------------------------------------- odds and ends
+
+def test_query_dump_before_any_dump(make_vm):
+    q = make_vm(mem='128M', accel='none').qmp
+    assert q.cmd('query-dump') == {'status': 'none', 'completed': 0, 'total': 0}
+    assert q.hmp('info dump').splitlines() == ['Status: none']
+
+
+def test_file_is_truncated_and_owner_only(paused):
+    q, d = paused['q'], paused['dir']
+    path = d / 'old.elf'
+    path.write_bytes(b'x' * (1 << 20))
+    os.chmod(path, 0o644)
+    dump(q, path, begin=0x400000, length=PAGE)
+    core = ElfCore(path)
+    assert core.size == core.loads[0]['offset'] + PAGE
+    assert os.path.getsize(path) == core.size
+    new = d / 'new.elf'
+    dump(q, new, begin=0x400000, length=PAGE)
+    assert os.stat(new).st_mode & 0o077 == 0, oct(os.stat(new).st_mode)
+    path.unlink()
+    new.unlink()
+
+
+def test_length_minus_one_dumps_to_the_end(paused):
+    """QEMU 7.2 accepts length -1 (begin 0) and dumps everything."""
+    q, d = paused['q'], paused['dir']
+    dump(q, d / 'all.elf', begin=0, length=-1)
+    assert q.cmd('query-dump') == {'status': 'completed', 'completed': MEM, 'total': MEM}
+    assert files_equal(d / 'all.elf', paused['core']) == (True, None)
+    (d / 'all.elf').unlink()
+
+
+def test_elf_to_a_socket(paused):
+    """fd: may be a stream socket; the bytes equal the file dump."""
+    q = paused['q']
+    a, b = socket.socketpair()
+    chunks = []
+
+    def read():
+        while True:
+            data = b.recv(1 << 20)
+            if not data:
+                break
+            chunks.append(data)
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    try:
+        send_fd(q, 'sock', a.fileno())
+        a.close()
+        assert q.cmd('dump-guest-memory', paging=False, protocol='fd:sock') == {}
+        t.join(60)
+    finally:
+        a.close()
+        b.close()
+    data = b''.join(chunks)
+    with open(paused['core'], 'rb') as f:
+        assert data == f.read()
+
+
+def test_quit_during_a_blocked_detached_dump(make_vm):
+    """quit while a detached dump is stuck writing to a pipe nobody reads: minivm still
+    answers quit and exits."""
+    vm = make_vm(mem='128M', accel='none')
+    q = vm.qmp
+    reader = PipeReader(gated=True)
+    try:
+        reader.hand_to(q, 'stuck')
+        assert q.cmd('dump-guest-memory', paging=False, protocol='fd:stuck', detach=True) == {}
+        assert q.cmd('query-dump')['status'] == 'active'
+        assert q.cmd('quit') == {}
+        try:
+            vm.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail('minivm did not exit within 10 s of quit during a blocked dump')
+    finally:
+        reader.release()
+        reader.data()

@@ -78,7 +78,7 @@ def test_banner_and_prompt(hmp):
 def test_help_lists_commands(hmp):
     out = hmp.run('help')
     names = {l.split()[0] for l in lines(out) if not l.startswith('\t')}
-    for cmd in ('cont', 'stop|s', 'quit|q', 'info', 'x', 'xp', 'memsave', 'pmemsave',
+    for cmd in ('cont|c', 'stop|s', 'quit|q', 'info', 'x', 'xp', 'memsave', 'pmemsave',
                 'dump-guest-memory', 'help|?'):
         assert cmd in names, (cmd, out)
     assert any(l.startswith('xp /fmt addr -- ') for l in lines(out)), out
