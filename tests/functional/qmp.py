@@ -49,7 +49,10 @@ class QMPClient:
 
     def recv(self):
         while b'\n' not in self.buf:
-            chunk = self.sock.recv(1 << 20)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except ConnectionResetError:
+                chunk = b''
             if not chunk:
                 raise EOFError('QMP connection closed')
             self.buf += chunk
@@ -127,11 +130,17 @@ class Minivm:
         self.stderr = open(self.stderr_path, 'w')
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self.stderr)
-        self._wait_socket(self.qmp_path)
-        self.qmp = QMPClient(str(self.qmp_path))
-        if wait_ready and accel == 'kvm' and '-S' not in args and not any(
-                a in args for a in ('-kernel', '-load-vmcore')):
-            self.wait_serial_ready()
+        try:
+            self._wait_socket(self.qmp_path)
+            self.qmp = QMPClient(str(self.qmp_path))
+            if wait_ready and accel == 'kvm' and '-S' not in args and not any(
+                    a in args for a in ('-kernel', '-load-vmcore')):
+                self.wait_serial_ready()
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            self.stderr.close()
+            raise
 
     def _wait_socket(self, path, timeout=30):
         deadline = time.time() + timeout
