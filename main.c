@@ -165,7 +165,7 @@ int main(int argc, char **argv)
         goto out;
     }
     mon = monitor_new(vm);
-    if (!add_monitors(mon, &o, &err) || !vm_start(vm, o.vm.start_paused, &err)) {
+    if (!add_monitors(mon, &o, &err) || !vm_start(vm, o.vm.start_paused || o.vm.load_vmcore, &err)) {
         goto out;
     }
     g_unix_signal_add(SIGINT, on_signal, mon);

@@ -124,8 +124,11 @@ static bool emit_load(LoadEmitter *e, uint64_t va, uint64_t pa, uint64_t size, G
         return true;
     }
     uint64_t off = memory_offset_of(e->job, e->layout, pa);
-    ElfPhdr ph = { .type = PT_LOAD, .offset = off, .vaddr = va, .paddr = pa,
-                   .filesz = off == UINT64_MAX ? 0 : size, .memsz = size };
+    /* Not dumped (a mapping of non-RAM): no file bytes. QEMU writes p_offset -1
+     * here, which crash reports as a truncated dump; 0 with p_filesz 0 is valid. */
+    bool dumped = off != UINT64_MAX;
+    ElfPhdr ph = { .type = PT_LOAD, .offset = dumped ? off : 0, .vaddr = va, .paddr = pa,
+                   .filesz = dumped ? size : 0, .memsz = size };
     return write_phdr(e->job, e->layout, &ph, errp);
 }
 

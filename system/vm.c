@@ -3,6 +3,7 @@
 #include "loader.h"
 #include "serial.h"
 #include "util.h"
+#include "vmcore.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -41,9 +42,37 @@ static const AccelOps *choose_accel(const char *name, GError **errp)
     return NULL;
 }
 
+static bool add_vmcore_blocks(VM *vm, const VmcoreImage *img, GError **errp)
+{
+    for (guint i = 0; i < vmcore_block_count(img); i++) {
+        VmcoreBlock b = vmcore_block(img, i);
+        g_autofree char *name = g_strdup_printf("vmcore.%u", i);
+        if (!guest_memory_add(vm->mem, name, b.gpa, b.size, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Registers, memory and the guest note from the vmcore; the guest starts paused. */
+static bool restore_vmcore(VM *vm, VmcoreImage *img, GError **errp)
+{
+    for (guint i = 0; i < vm->ncpus; i++) {
+        vm->cpus[i]->state = *vmcore_cpu(img, i);
+        vm->cpus[i]->state_dirty = true;
+    }
+    if (!vmcore_read_memory(img, vm->mem, errp)) {
+        return false;
+    }
+    GBytes *note = vmcore_guest_note(img);
+    vm->guest_note = note ? g_bytes_ref(note) : NULL;
+    return true;
+}
+
 VM *vm_new(const VMConfig *cfg, GError **errp)
 {
     VM *vm = g_new0(VM, 1);
+    VmcoreImage *img = NULL;
 
     vm->name = g_strdup(cfg->name);
     g_mutex_init(&vm->cpu_lock);
@@ -52,7 +81,8 @@ VM *vm_new(const VMConfig *cfg, GError **errp)
     vm->main_context = g_main_context_ref(g_main_context_default());
     vm->state = RUN_STATE_PRELAUNCH;
     vm->ncpus = cfg->smp ? cfg->smp : 1;
-    vm->accel = choose_accel(cfg->accel, errp);
+    /* a restored guest runs on "none" unless told otherwise */
+    vm->accel = choose_accel(cfg->accel ? cfg->accel : cfg->load_vmcore ? "none" : NULL, errp);
     if (!vm->accel) {
         goto fail;
     }
@@ -60,13 +90,17 @@ VM *vm_new(const VMConfig *cfg, GError **errp)
     if (!vm->serial) {
         goto fail;
     }
-    if (cfg->load_vmcore) {
-        error_setg(errp, "-load-vmcore %s: restoring vmcores is not available in this build",
-                   cfg->load_vmcore);
+    vm->mem = guest_memory_new(cfg->mem_path, errp);
+    if (!vm->mem) {
         goto fail;
     }
-    vm->mem = guest_memory_new(cfg->mem_path, errp);
-    if (!vm->mem || !guest_memory_add_pc_ram(vm->mem, cfg->ram_size, errp)) {
+    if (cfg->load_vmcore) {
+        img = vmcore_open(cfg->load_vmcore, errp);
+        if (!img || !add_vmcore_blocks(vm, img, errp)) {
+            goto fail;
+        }
+        vm->ncpus = vmcore_cpu_count(img);
+    } else if (!guest_memory_add_pc_ram(vm->mem, cfg->ram_size, errp)) {
         goto fail;
     }
     if (!vm->accel->init(vm, errp)) {
@@ -83,12 +117,17 @@ VM *vm_new(const VMConfig *cfg, GError **errp)
             goto fail;
         }
     }
-    if (!loader_boot_x86(vm, cfg->kernel, errp)) {
+    if (img ? !restore_vmcore(vm, img, errp) : !loader_boot_x86(vm, cfg->kernel, errp)) {
         goto fail;
     }
+    if (img) {
+        vm->state = RUN_STATE_PAUSED;
+    }
+    vmcore_close(img);
     return vm;
 
 fail:
+    vmcore_close(img);
     vm_free(vm);
     return NULL;
 }

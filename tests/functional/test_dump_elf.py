@@ -139,12 +139,21 @@ def test_gdb_threads_and_registers(paused):
 
 
 def test_file_is_sparse(paused):
+    """Zero memory is not written: the file has holes, at least wherever guest RAM has a
+    long run of zero pages (short runs may be written with the data around them)."""
     st = os.stat(paused['core'])
-    zero_pages = sum(paused['mem'].zero(p) for p in range(0, MEM // PAGE))
-    assert zero_pages > 1000
     assert st.st_blocks * 512 < st.st_size
-    # every zero page is a hole (allowing 1 MiB for extent blocks and the headers)
-    assert st.st_blocks * 512 <= st.st_size - zero_pages * PAGE + (1 << 20)
+    mem = paused['mem']
+    long_runs, run = 0, 0
+    for pfn in range(MEM // PAGE + 1):
+        if pfn < MEM // PAGE and mem.zero(pfn):
+            run += 1
+            continue
+        if run * PAGE >= 1 << 20:
+            long_runs += run * PAGE
+        run = 0
+    assert long_runs >= 1 << 20
+    assert st.st_blocks * 512 <= st.st_size - long_runs + (1 << 20)
 
 
 def test_fd_dump_to_file_equals_file_dump(paused):
@@ -498,6 +507,8 @@ def test_quit_during_a_blocked_detached_dump(make_vm):
         try:
             vm.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            vm.proc.kill()
+            vm.proc.wait()
             pytest.fail('minivm did not exit within 10 s of quit during a blocked dump')
     finally:
         reader.release()

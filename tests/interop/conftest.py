@@ -1,0 +1,36 @@
+"""Linux guest fixtures for the interop tests (built by QEMU, cached between runs)."""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tests' / 'fixtures'))
+sys.path.insert(0, str(ROOT / 'tests' / 'functional'))
+
+import linux_fixture  # noqa: E402
+
+
+def _fixture(name):
+    missing = [t for t in ('qemu-system-x86_64', 'crash', 'makedumpfile') if not shutil.which(t)]
+    if missing:
+        pytest.skip(f'interop tests need {", ".join(missing)} (make check installs them)')
+    try:
+        fx = linux_fixture.get_fixture(name)
+    except linux_fixture.FixtureError as e:
+        pytest.skip(f'the {name} Linux fixture could not be built here: {e}'.splitlines()[0])
+    if not fx['vmlinux'] or not os.path.exists(fx['vmlinux']):
+        pytest.skip('the kernel debug symbols are missing: install linux-image-cloud-amd64-dbg')
+    return fx
+
+
+@pytest.fixture(scope='session')
+def small_linux():
+    return _fixture('small')
+
+
+@pytest.fixture(scope='session')
+def big_linux():
+    return _fixture('big')

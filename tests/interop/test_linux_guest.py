@@ -1,0 +1,148 @@
+"""minivm with real Linux memory: restore QEMU's vmcore of a panicked guest, dump it in
+every format, and check that crash, drgn, gdb, makedumpfile and libkdumpfile read
+minivm's output as they read QEMU's."""
+import os
+import random
+import re
+import subprocess
+
+import pytest
+
+from qmp import Minivm
+import readers
+
+KDUMP_FORMATS = ['kdump-zlib', 'kdump-lzo', 'kdump-snappy', 'kdump-zstd',
+                 'kdump-raw-zlib', 'kdump-raw-lzo', 'kdump-raw-snappy', 'kdump-raw-zstd']
+
+
+@pytest.fixture(scope='module')
+def restored(small_linux, tmp_path_factory):
+    """minivm restored from QEMU's ELF of the panicked guest, and QEMU's crash report."""
+    work = tmp_path_factory.mktemp('linux')
+    with Minivm('-load-vmcore', small_linux['elf'], accel='none', workdir=work) as vm:
+        vm.baseline = readers.crash_report(small_linux['vmlinux'], small_linux['elf'])
+        vm.work = work
+        yield vm
+
+
+def dump(vm, fmt, name=None, **extra):
+    out = vm.work / (name or f'minivm.{fmt}')
+    if out.exists():
+        out.unlink()
+    vm.qmp.cmd('dump-guest-memory', paging=extra.pop('paging', False),
+               protocol=f'file:{out}', format=fmt, **extra)
+    return out
+
+
+def test_restore_state(restored, small_linux):
+    status = restored.qmp.cmd('query-status')
+    assert status['status'] == 'paused' and not status['running']
+    assert len(restored.qmp.cmd('query-cpus-fast')) == 2
+    regs = restored.qmp.hmp('info registers')
+    rips = re.findall(r'RIP=([0-9a-f]{16})', regs)
+    assert len(rips) == 2 and any(r.startswith('ffffffff') for r in rips), regs
+
+
+def test_baseline_is_a_panic(restored):
+    assert 'sysrq triggered crash' in restored.baseline
+    assert 'sysrq_handle_crash' in restored.baseline
+
+
+@pytest.mark.parametrize('fmt', ['elf'] + KDUMP_FORMATS)
+def test_crash_same_report(restored, small_linux, fmt):
+    out = dump(restored, fmt)
+    report = readers.crash_report(small_linux['vmlinux'], out)
+    assert report == restored.baseline
+
+
+def test_drgn_reads_minivm_kdump_but_not_qemus(restored, small_linux):
+    out = dump(restored, 'kdump-raw-zlib')
+    rc, text = readers.drgn_crashed_stack(out, small_linux['vmlinux'])
+    assert rc == 0, text
+    assert 'sysrq_handle_crash' in text and 'pid 1' in text, text
+    # QEMU 7.2's kdump output (reassembled) of the same guest lacks the utsname
+    # drgn needs, so drgn cannot open it: keep that comparison in the test.
+    rc_q, text_q = readers.drgn_crashed_stack(small_linux['kdump_raw'], small_linux['vmlinux'])
+    assert rc_q != 0, text_q
+
+
+def test_drgn_elf_matches_qemu(restored, small_linux):
+    out = dump(restored, 'elf')
+    rc, mine = readers.drgn_crashed_stack(out, small_linux['vmlinux'], True)
+    rc_q, theirs = readers.drgn_crashed_stack(small_linux['elf'], small_linux['vmlinux'], True)
+    assert rc == 0 and rc_q == 0, mine + theirs
+    assert mine == theirs
+
+
+def test_libkdumpfile_identical_pages(restored, small_linux):
+    out = dump(restored, 'elf')
+    raw = dump(restored, 'kdump-raw-lzo')
+    rng = random.Random(7)
+    addrs = [0, 0x1000] + [rng.randrange(0xc0000, 0x20000000) & ~0xfff for _ in range(500)]
+    want = readers.kdump_pages(small_linux['elf'], addrs)
+    assert readers.kdump_pages(out, addrs) == want
+    assert readers.kdump_pages(raw, addrs) == want
+
+
+def test_makedumpfile_reassembles_flattened(restored):
+    for fmt in ('kdump-zlib', 'kdump-zstd'):
+        flat = dump(restored, fmt)
+        raw = dump(restored, fmt.replace('kdump-', 'kdump-raw-'))
+        rebuilt = readers.reassemble(flat, restored.work / 'rebuilt')
+        assert rebuilt.read_bytes() == raw.read_bytes(), fmt
+        rebuilt.unlink()
+
+
+@pytest.mark.parametrize('fmt', ['elf', 'kdump-raw-zstd', 'kdump-snappy'])
+def test_round_trip(restored, small_linux, fmt):
+    """Restoring minivm's own output and dumping again gives identical bytes."""
+    first = dump(restored, fmt, name=f'first.{fmt}')
+    with Minivm('-load-vmcore', str(first), accel='none', workdir=restored.work / fmt) as vm2:
+        vm2.work = restored.work / fmt
+        second = dump(vm2, fmt, name=f'second.{fmt}')
+        assert second.read_bytes() == first.read_bytes()
+
+
+def test_big_fixture_above_4g(big_linux, tmp_path):
+    with Minivm('-load-vmcore', big_linux['elf'], accel='none', workdir=tmp_path) as vm:
+        blocks = vm.qmp.hmp('info ramblock')
+        assert '0x0000000100000000' in blocks, blocks
+        vm.work = tmp_path
+        out = dump(vm, 'kdump-raw-zstd')
+        pattern = big_linux['pattern'].encode() if isinstance(big_linux['pattern'], str) \
+            else big_linux['pattern']
+        import kdumpfile
+        k = kdumpfile.kdumpfile(str(out))
+        q = kdumpfile.kdumpfile(big_linux['elf'])
+        addrs = [0x100000000 + i * 0x1000000 for i in range(64)]
+        for a in addrs:
+            assert k.read(kdumpfile.KDUMP_MACHPHYSADDR, a, 4096) == \
+                q.read(kdumpfile.KDUMP_MACHPHYSADDR, a, 4096)
+        report = readers.crash_report(big_linux['vmlinux'], out)
+        assert 'sysrq triggered crash' in report
+        assert pattern
+
+
+def kaslr_offset(vmcore):
+    """KERNELOFFSET from the VMCOREINFO note of a vmcore."""
+    with open(vmcore, 'rb') as f:
+        head = f.read(1 << 20)
+    m = re.search(rb'KERNELOFFSET=([0-9a-f]+)', head)
+    assert m, 'no KERNELOFFSET in VMCOREINFO'
+    return int(m.group(1), 16)
+
+
+def test_paging_dump_gdb(restored, small_linux):
+    out = dump(restored, 'elf', name='paging.elf', paging=True)
+    offset = kaslr_offset(out)
+    gdb = subprocess.run(
+        ['gdb', '-batch', '-nx',
+         '-ex', f'add-symbol-file {small_linux["vmlinux"]} -o {offset:#x}',
+         '-ex', 'core-file ' + str(out),
+         '-ex', 'print init_uts_ns.name.release',
+         '-ex', 'print jiffies'],
+        capture_output=True, text=True, timeout=300)
+    assert small_linux['kernel_version'].split('-')[0] in gdb.stdout, gdb.stdout + gdb.stderr
+    assert re.search(r'\$2 = \d+', gdb.stdout), gdb.stdout + gdb.stderr
+    report = readers.crash_report(small_linux['vmlinux'], out)
+    assert 'sysrq triggered crash' in report
