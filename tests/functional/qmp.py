@@ -110,6 +110,7 @@ class Minivm:
                  workdir=None, wait_ready=True):
         self.dir = Path(workdir or tempfile.mkdtemp(prefix='minivm-test-'))
         self.own_dir = workdir is None
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.qmp_path = self.dir / 'qmp.sock'
         self.serial_path = self.dir / 'serial.log'
         self.extra = [self.dir / f'qmp{i}.sock' for i in range(extra_qmp)]

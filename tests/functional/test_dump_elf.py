@@ -248,18 +248,21 @@ def test_paging(paused):
     assert core.loads and all(p['align'] == 0 and p['filesz'] <= p['memsz'] for p in core.loads)
     probe = None
     for p in core.loads:
-        for rel in sorted({0, p['filesz'] // 2 & ~(PAGE - 1), (p['filesz'] - 1) & ~(PAGE - 1)}):
-            if rel + PAGE > p['filesz'] or p['paddr'] + rel + PAGE > MEM:
+        step = max(PAGE, (p['filesz'] // 64) & ~(PAGE - 1))
+        for rel in list(range(0, p['filesz'] - PAGE + 1, step)) + [p['filesz'] - PAGE]:
+            if rel < 0 or p['paddr'] + rel + PAGE > MEM:
                 continue
             assert core.read_at(p['offset'] + rel, PAGE) == \
                 mem.page((p['paddr'] + rel) // PAGE), (hex(p['vaddr']), hex(rel))
             if probe is None and not mem.zero((p['paddr'] + rel) // PAGE):
                 probe = (p['vaddr'] + rel, p['paddr'] + rel)
+    assert probe is not None
     if probe:
         vaddr, paddr = probe
         proc = run_tool([gdb_binary(), '-nx', '-batch', '-ex', 'set architecture i386:x86-64',
                          '-ex', f'x/2gx {vaddr:#x}', '-c', str(path)])
-        words = [int(w, 16) for w in re.findall(r'0x[0-9a-f]{16}', proc.stdout)]
+        m = re.search(r'^0x[0-9a-f]+:\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)', proc.stdout, re.M)
+        words = [int(w, 16) for w in m.groups()] if m else None
         assert words == list(struct.unpack_from('<2Q', mem.data, paddr)), proc.stdout + proc.stderr
     path.unlink()
 
@@ -493,23 +496,63 @@ def test_elf_to_a_socket(paused):
         assert data == f.read()
 
 
-def test_quit_during_a_blocked_detached_dump(make_vm):
-    """quit while a detached dump is stuck writing to a pipe nobody reads: minivm still
-    answers quit and exits."""
-    vm = make_vm(mem='128M', accel='none')
+@pytest.mark.parametrize('output', ['file', 'blocked-pipe'])
+def test_quit_during_a_detached_dump(make_vm, tmp_path, output):
+    """quit while a detached dump runs (to a file), or is stuck writing to a pipe nobody
+    reads: minivm answers quit and exits."""
+    if output == 'file' and kvm_available():
+        vm = make_vm(mem='1G', smp=2)
+    else:
+        vm = make_vm(mem='128M' if output != 'file' else '3584M', accel='none')
     q = vm.qmp
     reader = PipeReader(gated=True)
     try:
-        reader.hand_to(q, 'stuck')
-        assert q.cmd('dump-guest-memory', paging=False, protocol='fd:stuck', detach=True) == {}
-        assert q.cmd('query-dump')['status'] == 'active'
+        if output == 'file':
+            protocol = f'file:{tmp_path / "q.elf"}'
+        else:
+            reader.hand_to(q, 'stuck')
+            protocol = 'fd:stuck'
+        assert q.cmd('dump-guest-memory', paging=False, protocol=protocol, detach=True) == {}
         assert q.cmd('quit') == {}
         try:
             vm.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             vm.proc.kill()
             vm.proc.wait()
-            pytest.fail('minivm did not exit within 10 s of quit during a blocked dump')
+            pytest.fail('minivm did not exit within 10 s of quit during a detached dump')
     finally:
-        reader.release()
+        reader.close()
         reader.data()
+
+
+def test_prelaunch_dump_stays_in_prelaunch(make_vm, tmp_path):
+    q = make_vm('-S', mem='128M', accel='none').qmp
+    assert status(q) == 'prelaunch'
+    q.events.clear()
+    dump(q, tmp_path / 'pre.elf')
+    drain(q, 0.2)
+    assert event_names(q) == ['DUMP_COMPLETED']
+    assert status(q) == 'prelaunch'
+
+
+def test_four_vcpus_and_a_second_client(make_vm, tmp_path):
+    """One PRSTATUS (pr_pid 1..4) then one QEMU note per vCPU; every QMP client gets the
+    events."""
+    vm = make_vm(mem='128M', smp=4, accel='none', extra_qmp=1)
+    other = vm.connect(vm.extra[0])
+    try:
+        regs = hmp_registers(vm.qmp)
+        dump(vm.qmp, tmp_path / 'four.elf')
+        drain(other, 0.3)
+        assert [n for n in event_names(other) if n != 'SHUTDOWN'] == \
+            ['STOP', 'DUMP_COMPLETED', 'RESUME']
+    finally:
+        other.close()
+    core = ElfCore(tmp_path / 'four.elf')
+    assert [(n['name'], n['type']) for n in core.notes] == [('CORE', 1)] * 4 + [('QEMU', 0)] * 4
+    for i in range(4):
+        pr = prstatus_regs(core.notes[i]['desc'])
+        assert pr['pid'] == i + 1
+        assert (pr['rsp'], pr['rdi']) == (regs[i]['RSP'], regs[i]['RDI'])
+    threads, _ = gdb_threads(tmp_path / 'four.elf')
+    assert sorted(threads) == [1, 2, 3, 4]

@@ -272,3 +272,17 @@ def test_no_space_midway(small_tmpfs, mixed_vm, fmt):
     err = dump_error(q, protocol=f'file:{small_tmpfs / "vmcore"}', format=fmt)
     check_failed_cleanly(q, err, 'running', 'No space left on device')
     assert (small_tmpfs / 'vmcore').stat().st_size > 0
+
+
+def test_detached_raw_kdump_runs_out_of_space(small_tmpfs, mixed_vm):
+    q = mixed_vm.qmp
+    path = small_tmpfs / 'vmcore'
+    assert q.cmd('dump-guest-memory', paging=False, protocol=f'file:{path}', detach=True,
+                 format='kdump-raw-zlib') == {}
+    ev = q.wait_event('DUMP_COMPLETED', timeout=30)
+    assert ev['data']['result']['status'] == 'failed'
+    assert 'No space left on device' in ev['data']['error']
+    assert q.cmd('query-dump')['status'] == 'failed'
+    assert status(q) == 'running'
+    h = KdumpHeader(path)
+    assert h.status == FORMAT_FLAG['zlib'] | DUMP_DH_COMPRESSED_INCOMPLETE

@@ -311,3 +311,17 @@ def test_split_ram_bitmaps(make_vm, tmp_path):
         assert kdumpfile_page(k, addr // PAGE) == out.read_bytes(), hex(addr)
     assert q.cmd('query-dump') == {'status': 'completed', 'completed': 3584 << 20,
                                    'total': 3584 << 20}
+
+
+def test_raw_format_through_fd_to_a_file(paused):
+    q, d = paused['q'], paused['dir']
+    path = d / 'fd.kdump'
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        send_fd(q, 'kfile', fd)
+    finally:
+        os.close(fd)
+    assert q.cmd('dump-guest-memory', paging=False, protocol='fd:kfile',
+                 format='kdump-raw-snappy') == {}
+    assert files_equal(path, paused['files']['kdump-raw-snappy']) == (True, None)
+    path.unlink()
