@@ -40,6 +40,12 @@ void monitor_request_quit(Monitor *mon, const char *reason);
 /* Send an event to every negotiated QMP session. Takes ownership of data. */
 void monitor_emit_event(Monitor *mon, const char *event, JsonObject *data);
 
+/* A QMP session; with conn NULL, replies are dropped (tests, fuzzing). */
+QmpSession *qmp_session_new(Monitor *mon, ChardevConn *conn);
+void qmp_session_free(gpointer session);
+/* Feed bytes from the client: complete JSON values are dispatched at once. */
+void qmp_session_feed(QmpSession *s, const char *data, size_t len);
+
 /* Take the fd named `name` from the session (getfd), or -1 with QEMU's error. */
 int qmp_session_take_fd(QmpSession *s, const char *name, GError **errp);
 

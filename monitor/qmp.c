@@ -315,7 +315,7 @@ static void handle_message(QmpSession *s, const char *text, size_t len)
 }
 
 /* Split the byte stream into top-level JSON values (as QEMU's json-streamer). */
-static void session_feed(QmpSession *s, const char *data, size_t len)
+void qmp_session_feed(QmpSession *s, const char *data, size_t len)
 {
     g_string_append_len(s->inbuf, data, (gssize)len);
     size_t i = s->scan_pos, start = 0;
@@ -384,7 +384,7 @@ static void close_fd_value(gpointer p)
     close(GPOINTER_TO_INT(p));
 }
 
-static QmpSession *session_new(Monitor *mon, ChardevConn *conn)
+QmpSession *qmp_session_new(Monitor *mon, ChardevConn *conn)
 {
     QmpSession *s = g_new0(QmpSession, 1);
 
@@ -395,7 +395,7 @@ static QmpSession *session_new(Monitor *mon, ChardevConn *conn)
     return s;
 }
 
-static void session_free(gpointer p)
+void qmp_session_free(gpointer p)
 {
     QmpSession *s = p;
 
@@ -408,16 +408,16 @@ static void session_free(gpointer p)
 static void qmp_connected(void *opaque, ChardevConn *conn)
 {
     Monitor *mon = opaque;
-    QmpSession *s = session_new(mon, conn);
+    QmpSession *s = qmp_session_new(mon, conn);
 
-    chardev_conn_set_data(conn, s, session_free);
+    chardev_conn_set_data(conn, s, qmp_session_free);
     mon->qmp_sessions = g_list_append(mon->qmp_sessions, s);
     greet(s);
 }
 
 static void qmp_received(void *opaque, ChardevConn *conn, const char *data, size_t len)
 {
-    session_feed(chardev_conn_get_data(conn), data, len);
+    qmp_session_feed(chardev_conn_get_data(conn), data, len);
 }
 
 static const ChardevHandlers qmp_handlers = {
