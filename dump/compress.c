@@ -22,7 +22,7 @@
 #include <zstd.h>
 #endif
 
-#define LIBDEFLATE_PAGE_LEVEL 4
+#define LIBDEFLATE_PAGE_LEVEL 1
 #define ZSTD_PAGE_LEVEL 3
 
 struct PageCodec {

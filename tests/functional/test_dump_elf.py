@@ -341,11 +341,11 @@ def test_detached_progress_to_file(make_vm, tmp_path):
     t = time.time()
     assert q.cmd('dump-guest-memory', paging=False, protocol=f'file:{tmp_path / "big.elf"}',
                  detach=True) == {}
-    assert time.time() - t < 0.5
+    assert time.time() - t < 2.0
     seen = []
     while True:
-        p = q.cmd('query-dump')
-        st = status(q)
+        st = status(q)              # first: if the dump is still active afterwards, st was
+        p = q.cmd('query-dump')     # taken while it ran
         seen.append((p['status'], p['completed'], p['total'], st))
         if p['status'] != 'active':
             break
