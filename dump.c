@@ -25,6 +25,7 @@ struct DumpState {
     void *completed_opaque;
     guint threads;
     GError *error;         /* a detached dump's error, handed to the main context */
+    GSource *done_source;  /* detached_done, pending in the main context */
 };
 
 static const char *const format_names[DUMP_FORMAT__MAX] = {
@@ -306,6 +307,7 @@ static gboolean detached_done(gpointer opaque)
     g_thread_join(ds->thread);
     ds->thread = NULL;
     ds->error = NULL;
+    g_clear_pointer(&ds->done_source, g_source_unref);
     finish(ds, err);
     g_clear_error(&err);
     return G_SOURCE_REMOVE;
@@ -316,7 +318,12 @@ static gpointer dump_thread(gpointer opaque)
     DumpState *ds = opaque;
 
     run_writer(ds->job, &ds->error);
-    g_main_context_invoke(ds->vm->main_context, detached_done, ds);
+    g_mutex_lock(&ds->lock);
+    ds->done_source = main_context_call(ds->vm->main_context, detached_done, ds);
+    if (ds->done_source) {
+        g_source_ref(ds->done_source);
+    }
+    g_mutex_unlock(&ds->lock);
     return NULL;
 }
 
@@ -350,6 +357,7 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
     }
     job->sink.fd = -1;
     job->sink.direct_fd = -1;
+    job->sink.cancel_fd = -1;
     return job;
 }
 
@@ -452,6 +460,7 @@ bool dump_cancel(DumpState *ds, GError **errp)
     DumpJob *job = ds->job;
     if (job) {
         __atomic_store_n(&job->cancelled, 1, __ATOMIC_RELAXED);
+        dump_sink_cancel(&job->sink);
     }
     g_mutex_unlock(&ds->lock);
     if (!job) {
@@ -467,9 +476,14 @@ void dump_state_free(DumpState *ds)
         return;
     }
     if (ds->thread) {
+        /* quit during a detached dump: stop the writer, close the file */
         __atomic_store_n(&ds->job->cancelled, 1, __ATOMIC_RELAXED);
+        dump_sink_cancel(&ds->job->sink);
         g_thread_join(ds->thread);
-        /* the pending detached_done never runs: the main loop has ended */
+        if (ds->done_source) {
+            g_source_destroy(ds->done_source);
+            g_source_unref(ds->done_source);
+        }
         dump_job_free(ds->job);
         g_clear_error(&ds->error);
     }

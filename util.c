@@ -108,6 +108,20 @@ bool pread_full(int fd, void *buf, size_t len, off_t off, const char *what, GErr
     return true;
 }
 
+GSource *main_context_call(GMainContext *ctx, GSourceFunc fn, gpointer data)
+{
+    if (g_main_context_is_owner(ctx)) {
+        fn(data);
+        return NULL;
+    }
+    GSource *src = g_idle_source_new();
+    g_source_set_priority(src, G_PRIORITY_DEFAULT);
+    g_source_set_callback(src, fn, data, NULL);
+    g_source_attach(src, ctx);
+    g_source_unref(src);
+    return src;
+}
+
 bool parse_size(const char *str, uint64_t default_unit, uint64_t *out)
 {
     char *end;

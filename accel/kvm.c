@@ -458,7 +458,7 @@ static gpointer vcpu_thread(gpointer opaque)
         case EXIT_GUEST_EXIT:
         case EXIT_ERROR:
             cpu->stop_requested = true;
-            g_main_context_invoke(vm->main_context,
+            main_context_call(vm->main_context,
                                   action == EXIT_SHUTDOWN ? guest_reset_cb :
                                   action == EXIT_GUEST_EXIT ? guest_shutdown_cb :
                                   internal_error_cb, vm);

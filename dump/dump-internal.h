@@ -26,6 +26,7 @@ typedef struct ArchDumpInfo {
 typedef struct DumpSink {
     int fd;
     int direct_fd;          /* the same file opened O_DIRECT, or -1 */
+    int cancel_fd;          /* eventfd: dump_sink_cancel() wakes blocked stream writes */
     bool seekable;          /* lseek/pwrite work */
     bool sparse;            /* may leave holes (regular file with nothing after us) */
     bool flattened;         /* makedumpfile flattened records */
@@ -85,6 +86,8 @@ bool dump_sink_flush(DumpSink *sink, GError **errp);
 void dump_sink_enable_direct(DumpSink *sink);
 /* Flush, add the flattened end marker, set the final size of sparse files. */
 bool dump_sink_finish(DumpSink *sink, GError **errp);
+/* From any thread: make blocked and later stream writes fail ("cancelled"). */
+void dump_sink_cancel(DumpSink *sink);
 void dump_sink_close(DumpSink *sink);
 
 /* Writers */

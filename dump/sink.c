@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,27 +25,34 @@
 #define FLAT_TYPE 1
 #define FLAT_VERSION 1
 
-static bool flat_write_header(DumpSink *sink, GError **errp)
-{
-    uint8_t hdr[FLAT_HEADER_SIZE] = { 0 };
-    uint64_t type = GUINT64_TO_BE(FLAT_TYPE), version = GUINT64_TO_BE(FLAT_VERSION);
-
-    memcpy(hdr, FLAT_SIGNATURE, strlen(FLAT_SIGNATURE));
-    memcpy(hdr + 16, &type, 8);
-    memcpy(hdr + 24, &version, 8);
-    return write_full(sink->fd, hdr, sizeof(hdr), errp);
-}
-
-static bool writev_full(int fd, struct iovec *iov, int n, GError **errp)
+/*
+ * Write everything to a stream (pipe, socket, or a flattened file). The fd is
+ * non-blocking: while the reader is not reading, wait in poll() for room or
+ * for dump_sink_cancel(), so a stalled reader cannot hold the dump forever.
+ */
+static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, GError **errp)
 {
     while (n) {
-        ssize_t w = writev(fd, iov, n);
+        ssize_t w = writev(sink->fd, iov, n);
         if (w < 0) {
             if (errno == EINTR) {
                 continue;
             }
-            error_setg_errno(errp, errno, "dump: failed to save memory");
-            return false;
+            if (errno != EAGAIN) {
+                error_setg_errno(errp, errno, "dump: failed to save memory");
+                return false;
+            }
+            struct pollfd p[2] = { { .fd = sink->fd, .events = POLLOUT },
+                                   { .fd = sink->cancel_fd, .events = POLLIN } };
+            if (poll(p, sink->cancel_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+                error_setg_errno(errp, errno, "dump: poll failed");
+                return false;
+            }
+            if (p[1].revents & POLLIN) {
+                error_setg(errp, "dump: cancelled");
+                return false;
+            }
+            continue;
         }
         while (n && (size_t)w >= iov->iov_len) {
             w -= (ssize_t)iov->iov_len;
@@ -58,13 +67,31 @@ static bool writev_full(int fd, struct iovec *iov, int n, GError **errp)
     return true;
 }
 
+static bool stream_write(DumpSink *sink, const void *data, size_t len, GError **errp)
+{
+    struct iovec iov = { (void *)data, len };
+
+    return stream_writev(sink, &iov, 1, errp);
+}
+
+static bool flat_write_header(DumpSink *sink, GError **errp)
+{
+    uint8_t hdr[FLAT_HEADER_SIZE] = { 0 };
+    uint64_t type = GUINT64_TO_BE(FLAT_TYPE), version = GUINT64_TO_BE(FLAT_VERSION);
+
+    memcpy(hdr, FLAT_SIGNATURE, strlen(FLAT_SIGNATURE));
+    memcpy(hdr + 16, &type, 8);
+    memcpy(hdr + 24, &version, 8);
+    return stream_write(sink, hdr, sizeof(hdr), errp);
+}
+
 static bool flat_record(DumpSink *sink, const void *data, size_t len, uint64_t off,
                         GError **errp)
 {
     int64_t head[2] = { (int64_t)GUINT64_TO_BE(off), (int64_t)GUINT64_TO_BE((uint64_t)len) };
     struct iovec iov[2] = { { head, sizeof(head) }, { (void *)data, len } };
 
-    return writev_full(sink->fd, iov, 2, errp);
+    return stream_writev(sink, iov, 2, errp);
 }
 
 static bool direct_eligible(const DumpSink *sink, const void *data, size_t len, off_t off)
@@ -86,7 +113,7 @@ static bool raw_write(DumpSink *sink, const void *data, size_t len, uint64_t off
         return flat_record(sink, data, len, off, errp);
     }
     if (!sink->seekable) {
-        return write_full(sink->fd, data, len, errp);
+        return stream_write(sink, data, len, errp);
     }
     if (direct_eligible(sink, data, len, pos)) {
         ssize_t n = pwrite(sink->direct_fd, data, len, pos);
@@ -122,6 +149,11 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
     memset(sink, 0, sizeof(*sink));
     sink->fd = fd;
     sink->direct_fd = -1;
+    sink->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sink->cancel_fd < 0) {
+        error_setg_errno(errp, errno, "dump: cannot create an eventfd");
+        return false;
+    }
     sink->flattened = flattened;
     if (fstat(fd, &st) < 0) {
         error_setg_errno(errp, errno, "dump: cannot stat the output");
@@ -137,9 +169,15 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
     }
     if (flattened) {
         sink->seekable = false;
-        return flat_write_header(sink, errp);
     }
-    return true;
+    if (!sink->seekable) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+            error_setg_errno(errp, errno, "dump: cannot make the output non-blocking");
+            return false;
+        }
+    }
+    return !flattened || flat_write_header(sink, errp);
 }
 
 bool dump_sink_flush(DumpSink *sink, GError **errp)
@@ -225,7 +263,7 @@ bool dump_sink_finish(DumpSink *sink, GError **errp)
     }
     if (sink->flattened) {
         int64_t marker[2] = { -1, -1 };
-        return write_full(sink->fd, marker, sizeof(marker), errp);
+        return stream_write(sink, marker, sizeof(marker), errp);
     }
     if (sink->sparse && ftruncate(sink->fd, sink->base + (off_t)sink->end) < 0) {
         error_setg_errno(errp, errno, "dump: failed to set the size of the output");
@@ -234,8 +272,21 @@ bool dump_sink_finish(DumpSink *sink, GError **errp)
     return true;
 }
 
+void dump_sink_cancel(DumpSink *sink)
+{
+    uint64_t one = 1;
+
+    if (sink->cancel_fd >= 0 && write(sink->cancel_fd, &one, sizeof(one)) < 0) {
+        /* the counter cannot overflow here; nothing else can fail */
+    }
+}
+
 void dump_sink_close(DumpSink *sink)
 {
+    if (sink->cancel_fd >= 0) {
+        close(sink->cancel_fd);
+        sink->cancel_fd = -1;
+    }
     free(sink->buf);
     sink->buf = NULL;
     if (sink->direct_fd >= 0) {

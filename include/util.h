@@ -38,6 +38,12 @@ bool pwrite_full(int fd, const void *buf, size_t len, off_t off, GError **errp);
 /* Read exactly len bytes at off; a short file is an error naming `what`. */
 bool pread_full(int fd, void *buf, size_t len, off_t off, const char *what, GError **errp);
 
+/* Run fn(data) in the thread that runs `ctx`: at once when the caller owns the
+ * context, otherwise from an idle source dispatched by its loop (never in the
+ * calling thread, unlike g_main_context_invoke on an unowned context).
+ * Returns the source when one was attached (the caller may destroy it), else NULL. */
+GSource *main_context_call(GMainContext *ctx, GSourceFunc fn, gpointer data);
+
 /* Parse a size with an optional K/M/G/T suffix (binary); no suffix means bytes,
  * or `default_unit` bytes when nonzero (-m 512 means 512 MiB). */
 bool parse_size(const char *str, uint64_t default_unit, uint64_t *out);

@@ -209,7 +209,7 @@ void vm_emit_event(VM *vm, const char *event, JsonObject *data)
     ev->vm = vm;
     ev->name = g_strdup(event);
     ev->data = data;
-    g_main_context_invoke(vm->main_context, deliver_event, ev);
+    main_context_call(vm->main_context, deliver_event, ev);
 }
 
 bool vm_is_running(const VM *vm)

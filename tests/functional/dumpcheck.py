@@ -68,6 +68,16 @@ def start_vm(*args, env=None, **kw):
         return Minivm(*args, **kw)
 
 
+def start_filled_vm(workdir, mem='128M', smp=2):
+    """A guest whose RAM holds zero, text and random pages: the demo guest under KVM; without
+    KVM, -accel none over a -mem-path file of such pages (zero below FILL_START, like the
+    demo guest)."""
+    if kvm_available():
+        return start_vm(mem=mem, smp=smp)
+    ram = make_mem_file(Path(workdir) / 'ram', mem_bytes(mem), zero_below=FILL_START)
+    return start_vm('-mem-path', str(ram), mem=mem, smp=smp, accel='none')
+
+
 @pytest.fixture
 def make_vm():
     """make_vm(*args, env={...}, **Minivm kwargs); every VM is closed at teardown."""
@@ -500,13 +510,13 @@ def files_equal(a, b):
     return (True, None) if proc.returncode == 0 else (False, (proc.stdout + proc.stderr).strip())
 
 
-def make_mem_file(path, size, seed=7):
+def make_mem_file(path, size, seed=7, zero_below=0):
     """A guest RAM backing file (-mem-path) with deterministic content: zero pages,
-    compressible text pages and incompressible random pages."""
+    compressible text pages and incompressible random pages (all zero below zero_below)."""
     import random
     r = random.Random(seed)
     buf = bytearray(size)
-    for pfn in range(size // PAGE):
+    for pfn in range(zero_below // PAGE, size // PAGE):
         kind = r.randrange(4)
         if kind == 2:
             buf[pfn * PAGE:(pfn + 1) * PAGE] = r.randbytes(PAGE)
