@@ -17,7 +17,7 @@ from dumpcheck import (NEED_KVM, PAGE, PT_LOAD, PT_NOTE, NT_PRSTATUS, ElfCore, M
                        dump_error, event_names, files_equal, gdb_binary, gdb_threads, hmp_registers,
                        kdumpfile_open, kdumpfile_page, kvm_available, make_vm, pmemsave,  # noqa: F401
                        prstatus_regs, qemu_note_regs, ram_ranges, run_tool, sample_pfns,
-                       send_fd, start_filled_vm, start_vm, status)
+                       send_fd, start_filled_vm, status)
 
 MEM = 128 << 20
 SMP = 2

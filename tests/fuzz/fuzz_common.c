@@ -330,11 +330,26 @@ static Monitor *mon;
 static int client_fd = -1;
 static QmpSession *main_session;   /* the session qmp_connected made for client_fd */
 
+/* FUZZ_VERBOSE=1: show what the monitor answered (debugging seeds). */
+bool fuzz_verbose(void)
+{
+    static int verbose = -1;
+
+    if (verbose < 0) {
+        verbose = g_getenv("FUZZ_VERBOSE") != NULL;
+    }
+    return verbose;
+}
+
 static void drain_client(void)
 {
     char buf[65536];
+    ssize_t n;
 
-    while (client_fd >= 0 && read(client_fd, buf, sizeof(buf)) > 0) {
+    while (client_fd >= 0 && (n = read(client_fd, buf, sizeof(buf))) > 0) {
+        if (fuzz_verbose()) {
+            fwrite(buf, 1, (size_t)n, stderr);
+        }
     }
 }
 

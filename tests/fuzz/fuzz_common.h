@@ -21,6 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* FUZZ_VERBOSE set: targets print the monitor's output to stderr. */
+bool fuzz_verbose(void);
+
 /* The private directory (created on first use, removed at exit). */
 const char *fuzz_tmpdir(void);
 /* A path inside it. The caller frees. */

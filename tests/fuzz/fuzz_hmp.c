@@ -6,6 +6,7 @@
  */
 #include "fuzz_common.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define HMP_MAX_LINE 65536
@@ -28,6 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g_autoptr(GString) out = g_string_new(NULL);
         hmp_execute(mon, NULL, line->str, out);
         hmp_crlf(out);
+        if (fuzz_verbose()) {
+            fprintf(stderr, "(qemu) %s\n%s", line->str, out->str);
+        }
         g_string_truncate(line, 0);
         fuzz_monitor_settle();
     }
