@@ -7,7 +7,7 @@ QMP and HMP seeds are written from the lists below. vmcore seeds are real dumps,
 kept small (< 200 KiB each):
   - minivm (-accel none -m 4M): kdump in every format (flattened and raw), ELF
     filtered with begin/length, with and without paging;
-  - QEMU (-m 16 -S, when qemu-system-x86_64 is installed): the same formats;
+  - QEMU (-m 4 -S, when qemu-system-x86_64 is installed): the same formats;
   - the Linux fixture (tests/fixtures/cache/small/qemu.elf, when built): its
     notes (NT_PRSTATUS, "QEMU" CPU state, VMCOREINFO) with a few pages of RAM,
     as an ELF and, restored into minivm with -load-vmcore, as kdump files;
@@ -17,7 +17,7 @@ vmcoreinfo seeds are the note segments of those ELF files plus a few texts.
 Seeds are inputs only: a changed seed set never changes what a test expects.
 """
 import argparse
-import ctypes.util
+import hashlib
 import json
 import os
 import shutil
@@ -245,7 +245,7 @@ def qemu_seeds(tmp):
     def go(q):
         res.update(dump_set(q, tmp, 'qemu', [(0xf0000, 0x2000, False), (0, 0x1000, True)],
                             [f for f in DUMP_FORMATS if 'zstd' not in f]))
-    run_vmm([qemu, '-M', 'pc', '-accel', 'tcg', '-m', '16', '-S', '-display', 'none',
+    run_vmm([qemu, '-M', 'pc', '-accel', 'tcg', '-m', '4', '-S', '-display', 'none',
              '-nodefaults', '-qmp', f'unix:{sock},server=on,wait=off'], sock, go)
     return res
 
@@ -260,7 +260,7 @@ def shrink_elf(src, dst, pages=2):
         f.seek(phoff)
         phdrs = [struct.unpack('<IIQQQQQQ', f.read(phentsize)[:56]) for _ in range(phnum)]
         notes = [p for p in phdrs if p[0] == 4]
-        loads = [p for p in phdrs if p[0] == 1 and p[5] > 0][:3]
+        loads = [p for p in phdrs if p[0] == 1 and p[5] > 0 and p[4] < (64 << 20)][:2]
         keep = notes + loads
         off = 64 + 56 * len(keep)
         body, new = b'', []
@@ -337,21 +337,54 @@ def unit_seeds(build, tmp):
     env = dict(os.environ, LD_PRELOAD=str(tmp / 'shim.so'), CAPTURE_DIR=str(cap),
                TMPDIR=str(tmp))
     subprocess.run([str(test)], env=env, stdout=subprocess.DEVNULL, check=False)
-    return {'unit-' + p.name: p for p in sorted(cap.iterdir())}
+    return {'unit-' + p.name: p for p in sorted(cap.iterdir()) if unit_wanted(p.name)}
+
+
+def unit_wanted(name):
+    """The unit test's well-formed files and its small broken ones; its many one-field
+    variants (kd-*, note-*, load-*, ...) are what the fuzzer's mutations produce anyway,
+    and would make the seed set megabytes."""
+    if name in ('elf-short', 'flat-short', 'flat-elf', 'short-zlib'):
+        return True
+    return not name.startswith(('kd-', 'note-', 'load-', 'elf-', 'flat-', 'short-'))
 
 
 def elf_notes(path):
     data = Path(path).read_bytes()
-    if data[:4] != b'\x7fELF' or data[4] != 2:
+    if len(data) < 64 or data[:4] != b'\x7fELF' or data[4] != 2:
         return None
-    phoff, = struct.unpack_from('<Q', data, 32)
-    phnum, = struct.unpack_from('<H', data, 56)
-    out = b''
-    for i in range(phnum):
-        ptype, _, off, _, _, filesz = struct.unpack_from('<IIQQQQ', data, phoff + 56 * i)
-        if ptype == 4:
-            out += data[off:off + filesz]
+    try:
+        phoff, = struct.unpack_from('<Q', data, 32)
+        phnum, = struct.unpack_from('<H', data, 56)
+        out = b''
+        for i in range(phnum):
+            ptype, _, off, _, _, filesz = struct.unpack_from('<IIQQQQ', data, phoff + 56 * i)
+            if ptype == 4:
+                out += data[off:off + filesz]
+    except struct.error:
+        return None
     return out or None
+
+
+def merge(target, files, fuzz_build):
+    """The subset of files (name -> path) that libFuzzer's -merge keeps for its coverage,
+    or all of them when the fuzz build is absent."""
+    binary = fuzz_build / target
+    if not binary.exists():
+        print(f'make_seeds: no {binary} (tests/fuzz/run.sh build): keeping every {target} seed')
+        return files
+    with tempfile.TemporaryDirectory() as cand, tempfile.TemporaryDirectory() as out:
+        by_hash = {}
+        for name, path in files.items():
+            data = Path(path).read_bytes()
+            h = hashlib.sha1(data).hexdigest()
+            by_hash.setdefault(h, name)
+            (Path(cand) / h).write_bytes(data)
+        subprocess.run([str(binary), '-merge=1', out, cand], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
+        kept = {by_hash[p.name]: files[by_hash[p.name]] for p in Path(out).iterdir()}
+    print(f'make_seeds: {target}: -merge kept {len(kept)} of {len(files)} candidates')
+    return kept
 
 
 def note(name, ntype, desc):
@@ -366,7 +399,7 @@ VMCOREINFO = (b'OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(init_uts_ns)=fffffff
               b'LENGTH(mem_section)=2048\nCRASHTIME=1700000000\n')
 
 
-def write_vmcore_seeds(build, only):
+def write_vmcore_seeds(build, fuzz_build, only):
     tmp = Path(tempfile.mkdtemp(prefix='minivm-seeds-'))
     try:
         files = {}
@@ -377,16 +410,21 @@ def write_vmcore_seeds(build, only):
         files.update(unit_seeds(build, tmp))
         if only in (None, 'fuzz_vmcore'):
             d = SEEDS / 'fuzz_vmcore'
-            d.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+            small = {}
             for name, path in sorted(files.items()):
                 size = path.stat().st_size
                 if size > MAX_SEED:
                     print(f'make_seeds: {name} is {size} bytes, over {MAX_SEED}: skipped')
                     continue
+                small[name] = path
+            for name, path in sorted(merge('fuzz_vmcore', small, fuzz_build).items()):
                 shutil.copyfile(path, d / name)
         if only in (None, 'fuzz_vmcoreinfo'):
             d = SEEDS / 'fuzz_vmcoreinfo'
-            d.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
             for name, path in sorted(files.items()):
                 n = elf_notes(path) if path.stat().st_size <= (64 << 20) else None
                 if n and len(n) <= MAX_SEED and ('linux' in name or name in (
@@ -408,13 +446,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--build', default=os.environ.get('MINIVM_BUILD', ROOT / 'build'),
                     type=Path)
+    ap.add_argument('--fuzz-build', default=ROOT / 'build-fuzz', type=Path,
+                    help='libFuzzer targets (tests/fuzz/run.sh build) used to -merge the '
+                         'vmcore candidates down to a minimal covering set')
     ap.add_argument('--only', choices=['fuzz_qmp', 'fuzz_hmp', 'fuzz_vmcore',
                                        'fuzz_vmcoreinfo'])
     a = ap.parse_args()
     if a.only in (None, 'fuzz_qmp', 'fuzz_hmp'):
         write_text_seeds()
     if a.only in (None, 'fuzz_vmcore', 'fuzz_vmcoreinfo'):
-        write_vmcore_seeds(a.build.resolve(), a.only)
+        write_vmcore_seeds(a.build.resolve(), a.fuzz_build.resolve(), a.only)
     for d in sorted(SEEDS.iterdir()):
         files = list(d.iterdir())
         print(f'{d.name}: {len(files)} seeds, largest {max(f.stat().st_size for f in files)} bytes')

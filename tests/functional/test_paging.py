@@ -1,0 +1,99 @@
+"""paging=true: virtual PT_LOADs from the guest's page tables, PN_XNUM, gdb, bad tables."""
+import struct
+import subprocess
+import time
+
+import pytest
+
+from qmp import BUILD, Minivm, QMPError, kvm_available
+
+pytestmark = pytest.mark.skipif(not kvm_available(),
+                                reason='/dev/kvm is not accessible: the test guests must run')
+
+GUESTS = BUILD / 'tests' / 'guests'
+
+
+def wait_serial(vm, text, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if vm.serial_path.exists() and text in vm.serial_path.read_text(errors='replace'):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f'{text!r} not seen on the serial port')
+
+
+def load_segments(path):
+    """(e_phnum field, real phnum, [(vaddr, paddr, filesz, memsz)]) of an ELF64 core."""
+    with open(path, 'rb') as f:
+        data = f.read(1 << 24)
+    phoff, shoff = struct.unpack_from('<QQ', data, 32)
+    phnum_field, = struct.unpack_from('<H', data, 56)
+    phnum = phnum_field
+    if phnum_field == 0xffff:
+        phnum, = struct.unpack_from('<I', data, shoff + 44)
+    loads = []
+    for i in range(phnum):
+        p_type, = struct.unpack_from('<I', data, phoff + 56 * i)
+        if p_type == 1:
+            _, vaddr, paddr, filesz, memsz = struct.unpack_from('<QQQQQ', data, phoff + 56 * i + 8)
+            loads.append((vaddr, paddr, filesz, memsz))
+    return phnum_field, phnum, loads
+
+
+def gdb(core, *commands):
+    args = ['gdb', '-batch', '-nx']
+    for c in commands:
+        args += ['-ex', c]
+    args += ['-c', str(core)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+
+
+def test_demo_guest_mappings(tmp_path):
+    with Minivm(mem='256M', smp=2) as vm:
+        vm.qmp.cmd('stop')
+        out = tmp_path / 'paging.elf'
+        vm.qmp.cmd('dump-guest-memory', paging=True, protocol=f'file:{out}')
+        _, _, loads = load_segments(out)
+        # the loader identity-maps all RAM with 2 MiB user pages: one run
+        assert loads == [(0, 0, 256 << 20, 256 << 20)]
+        magic = vm.qmp.hmp('xp /1xg 0x1000').split()[-1]
+        assert magic in gdb(out, 'x/1gx 0x1000')
+
+
+def test_pn_xnum_many_mappings(tmp_path):
+    with Minivm('-kernel', str(GUESTS / 'many-mappings.elf'), mem='64M') as vm:
+        wait_serial(vm, 'many-mappings ready')
+        vm.qmp.cmd('stop')
+        out = tmp_path / 'many.elf'
+        vm.qmp.cmd('dump-guest-memory', paging=True, protocol=f'file:{out}')
+        field, phnum, loads = load_segments(out)
+        assert field == 0xffff and phnum == 70002
+        virt = [l for l in loads if l[0] >= 0x8000000000]
+        assert len(virt) == 70000
+        assert all(l[1] == 0x1800000 and l[2] == 4096 for l in virt)
+        r = subprocess.run(['readelf', '-h', '-l', '-W', str(out)], capture_output=True, text=True)
+        assert r.returncode == 0 and 'Warning' not in r.stderr
+        last = 0x8000000000 + 2 * 4096 * 69999
+        text = gdb(out, 'x/s 0x8000000000', f'x/s {last:#x}')
+        assert text.count('"MINIVM-MANY-MAPPINGS"') == 2, text
+
+
+def test_paging_with_filter(tmp_path):
+    with Minivm(mem='128M') as vm:
+        vm.qmp.cmd('stop')
+        out = tmp_path / 'filtered.elf'
+        vm.qmp.cmd('dump-guest-memory', paging=True, protocol=f'file:{out}',
+                   begin=0x200000, length=0x300000)
+        _, _, loads = load_segments(out)
+        assert loads == [(0x200000, 0x200000, 0x300000, 0x300000)]
+
+
+def test_cyclic_page_tables_fail_cleanly(tmp_path):
+    with Minivm('-kernel', str(GUESTS / 'cyclic-tables.elf'), mem='64M') as vm:
+        wait_serial(vm, 'cyclic-tables ready')
+        vm.qmp.cmd('stop')
+        with pytest.raises(QMPError) as e:
+            vm.qmp.cmd('dump-guest-memory', paging=True, protocol=f'file:{tmp_path / "c.elf"}')
+        assert 'corrupt or cyclic' in e.value.desc
+        assert vm.qmp.cmd('query-dump')['status'] == 'failed'
+        assert vm.qmp.cmd('query-status')['status'] == 'paused'
