@@ -2,7 +2,7 @@
 BUILD ?= build
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all deps build demo check unit functional bench clean
+.PHONY: all build build-asan demo check bench fuzz clean
 
 all: build
 
@@ -11,6 +11,11 @@ build:
 	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) -Dwerror=true
 	ninja -C $(BUILD)
 
+build-asan:
+	@[ -f build-asan/build.ninja ] || meson setup build-asan -Dwerror=true \
+		-Dbuildtype=debug -Db_sanitize=address,undefined
+	ninja -C build-asan
+
 demo:
 	@./scripts/deps.sh demo
 	@$(MAKE) --no-print-directory build
@@ -18,8 +23,9 @@ demo:
 
 check:
 	@./scripts/deps.sh check
-	@$(MAKE) --no-print-directory build
-	MINIVM_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+	@$(MAKE) --no-print-directory build BUILD=build
+	@$(MAKE) --no-print-directory build-asan
+	$(PYTHON) scripts/check.py
 
 bench:
 	@./scripts/deps.sh bench
@@ -27,4 +33,4 @@ bench:
 	$(PYTHON) bench/bench.py --build $(BUILD)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan build-fuzz

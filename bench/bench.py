@@ -142,6 +142,21 @@ def main():
             q_size = f'{qsize / MIB:.1f}' if qsize else '-'
             print(f'| {fmt} | {q_secs} | {ms:.2f} | {ratio} | {size / MIB:.1f} | {q_size} | '
                   f'{disk / MIB:.1f} | {peak / 1024:.1f} |')
+        big = lf.get_fixture('big', log=log)
+        with harness.Minivm('-load-vmcore', big['elf'], accel='none', workdir=work) as vm:
+            out = os.path.join(work, 'paging.elf')
+            reset_peak_rss(vm.proc.pid)
+            base = rss_kib(vm.proc.pid, 'VmRSS')
+            t = time.monotonic()
+            vm.qmp.cmd('dump-guest-memory', paging=True, protocol='file:' + out)
+            secs = time.monotonic() - t
+            peak = rss_kib(vm.proc.pid, 'VmHWM') - base
+            loads = subprocess.run(['readelf', '-l', '-W', out], capture_output=True,
+                                   text=True).stdout.count('LOAD')
+            os.unlink(out)
+        print()
+        print(f'paging=true ELF of the 4 GiB Linux fixture: {secs:.2f} s, {loads} PT_LOADs, '
+              f'peak RSS above guest RAM {peak / 1024:.1f} MiB')
         if args.scaling and harness.kvm_available():
             print()
             print('Demo guest scaling (KVM, 2 vCPUs), one run each:')

@@ -181,8 +181,19 @@ class Minivm:
                 self.proc.wait()
         self.qmp.close()
         self.stderr.close()
+        self.check_sanitizers()
         if self.own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:')
+
+    def check_sanitizers(self):
+        """With a sanitizer build, any report on minivm's stderr fails the test."""
+        if not os.environ.get('MINIVM_SANITIZE') or not self.stderr_path.exists():
+            return
+        text = self.stderr_path.read_text(errors='replace')
+        if any(m in text for m in self.SANITIZER_MARKERS):
+            raise AssertionError('sanitizer report from minivm:\n' + text[-6000:])
 
     def __enter__(self):
         return self

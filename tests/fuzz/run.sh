@@ -90,7 +90,7 @@ write_ninja() {
         echo "cc = $cc"
         echo "cflags = $cflags"
         echo "rule cc_core"
-        echo "  command = \$cc -MD -MF \$out.d \$cflags $san -fsanitize=fuzzer-no-link -c \$in -o \$out"
+        echo "  command = \$cc -MD -MF \$out.d \$cflags $san -fsanitize=fuzzer-no-link -fsanitize-coverage-ignorelist=$HERE/coverage-ignore.txt -c \$in -o \$out"
         echo "  depfile = \$out.d"
         echo "  deps = gcc"
         echo "  description = CC \$in"
@@ -111,7 +111,7 @@ write_ninja() {
         local objs=""
         for s in $srcs; do
             local o="obj/core/$(echo "${s#$ROOT/}" | tr '/' '_').o"
-            echo "build $o: cc_core $s"
+            echo "build $o: cc_core $s | $HERE/coverage-ignore.txt"
             objs="$objs $o"
         done
         echo "build obj/sandbox.ok: sandbox_check $objs | $HERE/sandbox.syms $HERE/sandbox.forbidden"
