@@ -3,6 +3,7 @@
 #include "monitor.h"
 #include "dump.h"
 #include "util.h"
+#include "demo_abi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +106,14 @@ static void info_dump(Monitor *mon, GString *out)
     }
 }
 
+static void info_ioports(Monitor *mon, GString *out)
+{
+    g_string_append_printf(out, "serial 16550: 0x3f8-0x3ff\nidle: 0x%x\nguest exit: 0x%x\n"
+                           "unknown port and MMIO accesses (ignored): %" PRIu64 "\n",
+                           MINIVM_PORT_IDLE, MINIVM_PORT_EXIT,
+                           __atomic_load_n(&mon->vm->unknown_port_accesses, __ATOMIC_RELAXED));
+}
+
 static const struct {
     const char *name;
     const char *help;
@@ -116,6 +125,8 @@ static const struct {
     { "ramblock", "Display system ramblock information", info_ramblocks },
     { "ramblocks", "Display system RAM blocks (alias of ramblock)", info_ramblocks },
     { "dump", "Display the latest dump status", info_dump },
+    { "ioports", "show the emulated I/O ports and the count of ignored accesses (minivm)",
+      info_ioports },
 };
 
 static void hmp_info(Monitor *mon, QmpSession *s, char **argv, int argc, GString *out)

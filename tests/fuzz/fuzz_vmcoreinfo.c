@@ -26,10 +26,19 @@ static void parse_text(const char *text, size_t len)
     }
 }
 
+static uint8_t *copy(const uint8_t *data, size_t size)
+{
+    uint8_t *p = g_malloc(size ? size : 1);
+
+    memcpy(p, data, size);
+    return p;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* exact-size copies, so that ASan sees any read past the end */
-    g_autofree uint8_t *buf = g_memdup2(data, size);
+    /* exact-size copies, so that ASan sees any read past the end (never NULL:
+     * minivm's callers always pass a buffer) */
+    g_autofree uint8_t *buf = copy(data, size);
     size_t off, len;
 
     parse_text((const char *)buf, size);
@@ -39,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (off > size || len > size - off) {
                 __builtin_trap();   /* the desc must lie inside the stream */
             }
-            g_autofree uint8_t *desc = g_memdup2(buf + off, len);
+            g_autofree uint8_t *desc = copy(buf + off, len);
             parse_text((const char *)desc, len);
         }
     }

@@ -1,4 +1,4 @@
-"""paging=true: virtual PT_LOADs from the guest's page tables, PN_XNUM, gdb, bad tables."""
+"""-kernel test guests: paging=true dumps (virtual PT_LOADs, PN_XNUM, gdb, cyclic tables) and ignored I/O ports."""
 import struct
 import subprocess
 import time
@@ -97,3 +97,11 @@ def test_cyclic_page_tables_fail_cleanly(tmp_path):
         assert 'corrupt or cyclic' in e.value.desc
         assert vm.qmp.cmd('query-dump')['status'] == 'failed'
         assert vm.qmp.cmd('query-status')['status'] == 'paused'
+
+
+def test_unknown_ports_are_ignored_and_counted():
+    with Minivm('-kernel', str(GUESTS / 'unknown-ports.elf'), mem='64M') as vm:
+        wait_serial(vm, 'unknown-ports ready')    # 50 reads of 0xff xor to 0
+        text = vm.qmp.hmp('info ioports')
+        assert 'unknown port and MMIO accesses (ignored): 100' in text, text
+        assert vm.qmp.cmd('query-status')['status'] == 'running'
