@@ -243,7 +243,7 @@ static GArray *collect_ranges(VM *vm, const DumpRequest *req, uint64_t *total)
         if (start >= end) {
             continue;
         }
-        DumpRange r = { start, end - start, b->host + (start - b->gpa) };
+        DumpRange r = { start, end - start, b->host + (start - b->gpa), b->anonymous };
         g_array_append_val(ranges, r);
         *total += r.size;
     }

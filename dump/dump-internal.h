@@ -11,6 +11,7 @@ typedef struct DumpRange {
     uint64_t gpa;
     uint64_t size;
     const uint8_t *host;
+    bool anonymous;         /* see dump/zeromap.h */
 } DumpRange;
 
 /* What the architecture decides about the file. */

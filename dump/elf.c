@@ -9,6 +9,7 @@
  * on sparse-capable sinks.
  */
 #include "dump-internal.h"
+#include "zeromap.h"
 #include "paging.h"
 #include "util.h"
 
@@ -227,7 +228,7 @@ static bool emit_hole(DumpJob *job, uint64_t len, GError **errp)
  * become holes on sparse sinks; shorter ones are written with the data around
  * them, so that writes stay large (up to ELF_STREAM_CHUNK) and aligned.
  */
-static bool write_range(DumpJob *job, const DumpRange *r, GError **errp)
+static bool write_range(DumpJob *job, const DumpRange *r, ZeroMap *zm, GError **errp)
 {
     uint64_t data = 0, zero = UINT64_MAX, pos = 0;
 
@@ -240,7 +241,8 @@ static bool write_range(DumpJob *job, const DumpRange *r, GError **errp)
         return true;
     }
     for (; pos < r->size; pos += MIN(4096, r->size - pos)) {
-        bool is_zero = dump_page_is_zero(r->host + pos, MIN(4096, r->size - pos));
+        bool is_zero = zeromap_page_is_zero(zm, r->host + pos, MIN(4096, r->size - pos),
+                                            r->anonymous);
         if (is_zero) {
             zero = MIN(zero, pos);
         } else if (zero != UINT64_MAX && pos - zero >= ELF_HOLE_MIN) {
@@ -277,10 +279,13 @@ bool elf_dump_write(DumpJob *job, GError **errp)
         return false;
     }
     dump_sink_enable_direct(&job->sink);
-    for (guint i = 0; i < job->ranges->len; i++) {
-        if (!write_range(job, &g_array_index(job->ranges, DumpRange, i), errp)) {
-            return false;
-        }
+    ZeroMap *zm = g_new(ZeroMap, 1);
+    zeromap_init(zm);
+    bool ok = true;
+    for (guint i = 0; ok && i < job->ranges->len; i++) {
+        ok = write_range(job, &g_array_index(job->ranges, DumpRange, i), zm, errp);
     }
-    return dump_sink_finish(&job->sink, errp);
+    zeromap_destroy(zm);
+    g_free(zm);
+    return ok && dump_sink_finish(&job->sink, errp);
 }

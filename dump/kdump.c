@@ -13,6 +13,7 @@
  * Output goes to a raw seekable file or a flattened stream (dump/sink.c).
  */
 #include "dump-internal.h"
+#include "zeromap.h"
 #include "compress.h"
 #include "vmcoreinfo.h"
 #include "util.h"
@@ -259,21 +260,24 @@ typedef struct Pipeline {
     GError *error;
 } Pipeline;
 
-/* Host pointer of the page with global index `page` (ranges in order). */
-static const uint8_t *page_ptr(const DumpJob *job, uint64_t page, uint32_t bs)
+/* The range holding the page with global index `page` (ranges in order), and its host pointer. */
+static const DumpRange *page_range(const DumpJob *job, uint64_t page, uint32_t bs,
+                                   const uint8_t **ptr)
 {
     for (guint i = 0; i < job->ranges->len; i++) {
         const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
         uint64_t n = r->size / bs;
         if (page < n) {
-            return r->host + page * bs;
+            *ptr = r->host + page * bs;
+            return r;
         }
         page -= n;
     }
     return NULL;
 }
 
-static void compress_batch(Pipeline *p, PageCodec *codec, Batch *b, uint64_t index)
+static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, Batch *b,
+                           uint64_t index)
 {
     uint32_t bs = p->page_size;
     uint64_t first = index * BATCH_PAGES;
@@ -282,9 +286,10 @@ static void compress_batch(Pipeline *p, PageCodec *codec, Batch *b, uint64_t ind
     b->npages = (guint)MIN(BATCH_PAGES, total - first);
     b->data_len = 0;
     for (guint i = 0; i < b->npages; i++) {
-        const uint8_t *page = page_ptr(p->job, first + i, bs);
+        const uint8_t *page;
+        const DumpRange *r = page_range(p->job, first + i, bs, &page);
         uint8_t *out = b->data + b->data_len;
-        if (dump_page_is_zero(page, bs)) {
+        if (zeromap_page_is_zero(zm, page, bs, r->anonymous && bs == 4096)) {
             b->sizes[i] = 0;
             b->flags[i] = 0;
             continue;
@@ -307,7 +312,9 @@ static gpointer worker_thread(gpointer opaque)
     Pipeline *p = opaque;
     GError *err = NULL;
     PageCodec *codec = page_codec_new(p->job->format, &err);
+    ZeroMap *zm = g_new(ZeroMap, 1);
 
+    zeromap_init(zm);
     g_mutex_lock(&p->lock);
     if (!codec) {
         if (!p->error) {
@@ -326,13 +333,15 @@ static gpointer worker_thread(gpointer opaque)
         uint64_t index = p->next_batch++;
         Batch *b = &p->slots[index % p->nslots];
         g_mutex_unlock(&p->lock);
-        compress_batch(p, codec, b, index);
+        compress_batch(p, codec, zm, b, index);
         g_mutex_lock(&p->lock);
         b->index = index;
         b->ready = true;
         g_cond_broadcast(&p->cond);
     }
     g_mutex_unlock(&p->lock);
+    zeromap_destroy(zm);
+    g_free(zm);
     page_codec_free(codec);
     return NULL;
 }

@@ -12,6 +12,7 @@ typedef struct RamBlock {
     uint64_t size;     /* bytes, a multiple of the page size */
     uint8_t *host;     /* host mapping of the whole block */
     uint64_t offset;   /* offset of this block in the -mem-path file */
+    bool anonymous;    /* private anonymous memory: untouched pages read as zeros */
 } RamBlock;
 
 typedef struct GuestMemory {

@@ -97,6 +97,7 @@ RamBlock *guest_memory_add(GuestMemory *mem, const char *name, uint64_t gpa,
         return NULL;
     }
     b->name = g_strdup(name);
+    b->anonymous = mem->fd < 0;
     b->gpa = gpa;
     b->size = size;
     g_ptr_array_add(mem->blocks, b);

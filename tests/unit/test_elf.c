@@ -1,5 +1,8 @@
 /* Unit tests for the ELF core writer: layout, notes, memory, PN_XNUM, ELF32. */
 #include "dump/dump-internal.h"
+#include "dump/zeromap.h"
+
+#include <sys/mman.h>
 
 #include <elf.h>
 #include <fcntl.h>
@@ -287,6 +290,32 @@ static void test_zero_page(void)
     g_assert_false(dump_page_is_zero(page + 4090, 6));
 }
 
+static void test_zeromap(void)
+{
+    size_t len = 64 * 4096;
+    uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ZeroMap *z = g_new(ZeroMap, 1);
+
+    g_assert_true(m != MAP_FAILED);
+    zeromap_init(z);
+    if (z->fd < 0) {
+        g_test_skip("/proc/self/pagemap is not readable here");
+    } else {
+        m[5 * 4096 + 17] = 1;                 /* present, non-zero */
+        m[9 * 4096] = 0;                      /* present, zero */
+        g_assert_true(zeromap_page_absent(z, m));
+        g_assert_false(zeromap_page_absent(z, m + 5 * 4096));
+        g_assert_false(zeromap_page_absent(z, m + 9 * 4096));
+        g_assert_false(zeromap_page_absent(z, m + 1));          /* unaligned: scan */
+        g_assert_false(zeromap_page_is_zero(z, m + 5 * 4096, 4096, true));
+        g_assert_true(zeromap_page_is_zero(z, m + 9 * 4096, 4096, true));
+        g_assert_true(zeromap_page_is_zero(z, m + 63 * 4096, 4096, true));
+    }
+    zeromap_destroy(z);
+    g_free(z);
+    munmap(m, len);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -295,5 +324,6 @@ int main(int argc, char **argv)
     g_test_add_func("/elf/elf32-i386", test_elf32_i386);
     g_test_add_func("/elf/pipe", test_elf_to_pipe);
     g_test_add_func("/dump/zero-page", test_zero_page);
+    g_test_add_func("/dump/zeromap", test_zeromap);
     return g_test_run();
 }
