@@ -157,6 +157,8 @@ int main(int argc, char **argv)
     int rc = 1;
 
     signal(SIGPIPE, SIG_IGN);
+    /* RLIMIT_FSIZE: a dump write past it fails with EFBIG instead of killing the VM */
+    signal(SIGXFSZ, SIG_IGN);
     if (!parse_args(argc, argv, &o, &err)) {
         goto out;
     }

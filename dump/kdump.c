@@ -483,12 +483,13 @@ static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
                 data_off += b->sizes[i];
             }
         }
+        guint npages = b ? b->npages : 0;
         ok = ok && dump_sink_write(&job->sink, b->data, b->data_len, errp);
         if (b) {
             pipeline_release(&p, b);
         }
         if (ok) {
-            dump_job_progress(job, (uint64_t)b->npages * l->block_size);
+            dump_job_progress(job, (uint64_t)npages * l->block_size);
             ok = !dump_job_check_cancel(job, errp);
         }
     }

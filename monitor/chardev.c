@@ -298,7 +298,8 @@ static int listen_unix(Chardev *chr, const char *path, GError **errp)
     if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
         unlink(path);
     }
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+    /* owner-only from the start: bind() creates the file with the socket inode's mode */
+    if (fchmod(fd, 0600) < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
         close(fd);
         return -1;

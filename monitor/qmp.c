@@ -342,7 +342,7 @@ void qmp_session_feed(QmpSession *s, const char *data, size_t len)
         } else if (ch == '{' || ch == '[') {
             if (++s->depth > QMP_MAX_NESTING) {
                 GError *err = NULL;
-                error_setg(&err, "JSON parse error, nesting too deep");
+                error_setg(&err, "JSON nesting depth limit exceeded");
                 send_reply(s, NULL, err, NULL);
                 g_error_free(err);
                 s->depth = 0;

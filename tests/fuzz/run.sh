@@ -6,6 +6,9 @@
 #     build    compile the targets (incremental: a generated ninja file)
 #     run      fuzz each target for FUZZ_SECONDS, one after another
 #     regress  run every seed and regression input once through each target
+#     coverage line coverage of minivm's sources reached by each target's corpus
+#              (build-fuzz/corpus + seeds + regress), with clang's source-based
+#              coverage: build-fuzz/coverage/TARGET.txt, summary printed
 #     all      build, regress, run
 #
 # Environment:
@@ -110,6 +113,15 @@ write_ninja() {
         echo "rule link"
         echo "  command = \$cc $san -fsanitize=fuzzer \$in -o \$out $libs -lpthread -lm"
         echo "  description = LINK \$out"
+        local cov="-fprofile-instr-generate -fcoverage-mapping"
+        echo "rule cc_cov"
+        echo "  command = \$cc -MD -MF \$out.d \$cflags $cov -c \$in -o \$out"
+        echo "  depfile = \$out.d"
+        echo "  deps = gcc"
+        echo "  description = CC (coverage) \$in"
+        echo "rule link_cov"
+        echo "  command = \$cc $cov \$in -o \$out $libs -lpthread -lm"
+        echo "  description = LINK \$out"
         local objs=""
         for s in $srcs; do
             local o="obj/core/$(echo "${s#$ROOT/}" | tr '/' '_').o"
@@ -122,6 +134,20 @@ write_ninja() {
         for t in "${ALL_TARGETS[@]}"; do
             echo "build obj/$t.o: cc_harness $HERE/$t.c"
             echo "build $t: link obj/$t.o obj/fuzz_common.o obj/libminivm-core-fuzz.a"
+        done
+        # coverage builds: no sanitizers, replay_main.c instead of libFuzzer
+        local cobjs=""
+        for s in $srcs; do
+            local o="obj/cov/$(echo "${s#$ROOT/}" | tr '/' '_').o"
+            echo "build $o: cc_cov $s"
+            cobjs="$cobjs $o"
+        done
+        echo "build obj/cov/libminivm-core-cov.a: archive $cobjs | $HERE/sandbox.syms obj/sandbox.ok"
+        for h in fuzz_common replay_main "${ALL_TARGETS[@]}"; do
+            echo "build obj/cov/$h.o: cc_cov $HERE/$h.c"
+        done
+        for t in "${ALL_TARGETS[@]}"; do
+            echo "build coverage/$t-cov: link_cov obj/cov/$t.o obj/cov/fuzz_common.o obj/cov/replay_main.o obj/cov/libminivm-core-cov.a"
         done
     } > "$FB/build.ninja.new"
     if ! cmp -s "$FB/build.ninja.new" "$FB/build.ninja" 2>/dev/null; then
@@ -187,6 +213,32 @@ regress_one() {
         { echo "   FAILED: see $FB/logs/$t.regress.log"; tail -30 "$FB/logs/$t.regress.log"; return 1; }
 }
 
+find_llvm() {
+    for c in "$1" "$1-14" "/usr/lib/llvm-14/bin/$1"; do
+        command -v "$c" >/dev/null 2>&1 && { echo "$c"; return; }
+    done
+    die "$1 not found (part of llvm)"
+}
+
+coverage_one() {
+    local t="$1" profdata cov dirs=()
+    profdata="$(find_llvm llvm-profdata)"
+    cov="$(find_llvm llvm-cov)"
+    for d in "$FB/corpus/$t" "$HERE/seeds/$t" "$HERE/regress/$t"; do [ -d "$d" ] && dirs+=("$d"); done
+    rm -f "$FB/coverage/$t".*.profraw
+    LLVM_PROFILE_FILE="$FB/coverage/$t.%p.profraw" "$FB/coverage/$t-cov" "${dirs[@]}" \
+        > "$FB/logs/$t.coverage.log" 2>&1 || echo "   (some inputs failed: $FB/logs/$t.coverage.log)"
+    "$profdata" merge -sparse "$FB/coverage/$t".*.profraw -o "$FB/coverage/$t.profdata"
+    rm -f "$FB/coverage/$t".*.profraw
+    "$cov" report "$FB/coverage/$t-cov" -instr-profile="$FB/coverage/$t.profdata" \
+        "$ROOT"/{dump.c,dump,monitor,system,target,util.c} > "$FB/coverage/$t.txt"
+    echo "== $t: $(tail -1 "$FB/logs/$t.coverage.log")"
+    # columns: file, regions (3), functions (3), lines: total missed cover, branches: same
+    awk -v root="$ROOT/" 'NR > 2 && $1 !~ /^-+$/ && NF >= 13 && $10 != "0.00%" {
+            sub(root, "", $1); printf "   %-26s lines %7s of %5s   branches %7s\n", $1, $10, $8, $13 }' \
+        "$FB/coverage/$t.txt"
+}
+
 if [ "${1:-}" = "--sandbox-check" ]; then
     shift
     sandbox_check "$@"
@@ -211,11 +263,15 @@ run)
 regress)
     build
     for t in "${TARGETS[@]}"; do regress_one "$t" || failed+=("$t"); done ;;
+coverage)
+    write_ninja "$(find_clang)"
+    ninja -C "$FB" $(printf 'coverage/%s-cov ' "${TARGETS[@]}")
+    for t in "${TARGETS[@]}"; do coverage_one "$t"; done ;;
 all)
     build
     for t in "${TARGETS[@]}"; do regress_one "$t" || failed+=("$t"); done
     for t in "${TARGETS[@]}"; do run_one "$t" || failed+=("$t"); done ;;
-*) die "usage: $0 [build|run|regress|all] [TARGET...]" ;;
+*) die "usage: $0 [build|run|regress|coverage|all] [TARGET...]" ;;
 esac
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: failures in: ${failed[*]}" >&2
