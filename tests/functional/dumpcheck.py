@@ -78,18 +78,6 @@ def start_filled_vm(workdir, mem='128M', smp=2):
     return start_vm('-mem-path', str(ram), mem=mem, smp=smp, accel='none')
 
 
-@pytest.fixture
-def make_vm():
-    """make_vm(*args, env={...}, **Minivm kwargs); every VM is closed at teardown."""
-    vms = []
-
-    def make(*args, **kw):
-        vm = start_vm(*args, **kw)
-        vms.append(vm)
-        return vm
-    yield make
-    for vm in vms:
-        vm.close()
 
 
 def mem_bytes(size):

@@ -17,6 +17,14 @@ def kvm_available():
     return os.access('/dev/kvm', os.R_OK | os.W_OK)
 
 
+try:
+    import pytest
+    NEED_KVM = pytest.mark.skipif(not kvm_available(),
+                                  reason='/dev/kvm is not accessible: KVM tests need it')
+except ImportError:            # the harness also serves scripts/demo.py and bench/
+    NEED_KVM = None
+
+
 class QMPError(Exception):
     def __init__(self, error):
         super().__init__(f"{error.get('class')}: {error.get('desc')}")
@@ -107,7 +115,7 @@ class Minivm:
     """A minivm process with one QMP socket (more on request) and a serial log."""
 
     def __init__(self, *args, accel=None, mem='128M', smp=1, extra_qmp=0, hmp=False,
-                 workdir=None, wait_ready=True):
+                 workdir=None, wait_ready=True, env=None):
         self.dir = Path(workdir or tempfile.mkdtemp(prefix='minivm-test-'))
         self.own_dir = workdir is None
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +138,9 @@ class Minivm:
         self.stderr_path = self.dir / 'stderr.log'
         self.stderr = open(self.stderr_path, 'w')
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.stderr)
+                                     stderr=self.stderr,
+                                     env={**os.environ, **{k: str(v) for k, v in env.items()}}
+                                     if env else None)
         try:
             self._wait_socket(self.qmp_path)
             self.qmp = QMPClient(str(self.qmp_path))

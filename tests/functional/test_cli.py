@@ -6,23 +6,10 @@ import time
 
 import pytest
 
-from qmp import MINIVM, HMPClient, Minivm, QMPError, kvm_available
-
-NEED_KVM = pytest.mark.skipif(not kvm_available(),
-                              reason='/dev/kvm is not accessible: KVM tests need it')
+from qmp import MINIVM, HMPClient, Minivm, QMPError, kvm_available, NEED_KVM
 
 
-@pytest.fixture
-def make_vm():
-    vms = []
 
-    def make(*args, **kw):
-        vm = Minivm(*args, **kw)
-        vms.append(vm)
-        return vm
-    yield make
-    for vm in vms:
-        vm.close()
 
 
 def run_bad(args, timeout=5):

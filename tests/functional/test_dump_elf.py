@@ -15,7 +15,7 @@ import demo_pattern
 from dumpcheck import (NEED_KVM, PAGE, PT_LOAD, PT_NOTE, NT_PRSTATUS, ElfCore, MemImage,
                        PipeReader, assert_no_warnings, compare_reader_with_mem, drain, dump,
                        dump_error, event_names, files_equal, gdb_binary, gdb_threads, hmp_registers,
-                       kdumpfile_open, kdumpfile_page, kvm_available, make_vm, pmemsave,  # noqa: F401
+                       kdumpfile_open, kdumpfile_page, kvm_available, pmemsave,  # noqa: F401
                        prstatus_regs, qemu_note_regs, ram_ranges, run_tool, sample_pfns,
                        send_fd, start_filled_vm, status)
 

@@ -9,7 +9,7 @@ import pytest
 
 from dumpcheck import (DUMP_DH_COMPRESSED_INCOMPLETE, FORMAT_FLAG, KDUMP_FORMATS,
                        KDUMP_RAW_FORMATS, ElfCore, KdumpHeader, PipeReader, drain, dump,
-                       dump_error, event_names, make_mem_file, make_vm, send_fd,  # noqa: F401
+                       dump_error, event_names, make_mem_file, send_fd,  # noqa: F401
                        start_vm, status)
 
 MEM = 128 << 20

@@ -16,7 +16,7 @@ from dumpcheck import (FORMAT_FLAG, KDUMP_FORMATS, KDUMP_RAW_FORMATS, NEED_KVM, 
                        KdumpFile, KdumpHeader, MemImage, PipeReader, codec_of,
                        compare_reader_with_mem, compressible, crash_header, dump, files_equal,
                        is_flattened, kdumpfile_open, kdumpfile_page, make_mem_file,
-                       make_vm, pmemsave, ram_ranges, raw_of, reassemble, sample_pfns,  # noqa: F401
+                       pmemsave, ram_ranges, raw_of, reassemble, sample_pfns,  # noqa: F401
                        send_fd, start_filled_vm, status)
 
 MEM = 128 << 20

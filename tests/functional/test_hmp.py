@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from qmp import MINIVM, HMPClient, Minivm, QMPClient, QMPError, kvm_available
+from qmp import MINIVM, HMPClient, Minivm, QMPClient, QMPError, kvm_available, NEED_KVM
 
-NEED_KVM = pytest.mark.skipif(not kvm_available(),
-                              reason='/dev/kvm is not accessible: KVM tests need it')
 
 BOOT_MAGIC = 0x6f6f62766d696e6d     # include/demo_abi.h MINIVM_BOOT_MAGIC
 DEMO_SEED = 0x6d696e69766d3031      # MINIVM_DEMO_SEED
@@ -22,17 +20,6 @@ RAMBLOCK_HEADER = ('              Block Name    PSize              Offset'
                    '               Used              Total')
 
 
-@pytest.fixture
-def make_vm():
-    vms = []
-
-    def make(*args, **kw):
-        vm = Minivm(*args, **kw)
-        vms.append(vm)
-        return vm
-    yield make
-    for vm in vms:
-        vm.close()
 
 
 @pytest.fixture(scope='module')

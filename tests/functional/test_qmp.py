@@ -11,8 +11,6 @@ import pytest
 
 from qmp import MINIVM, QMPClient, QMPError, Minivm, kvm_available
 
-NEED_KVM = pytest.mark.skipif(not kvm_available(),
-                              reason='/dev/kvm is not accessible: KVM tests need it')
 
 DESIGN_COMMANDS = [
     'qmp_capabilities', 'query-version', 'query-commands', 'query-status', 'query-cpus-fast',
@@ -21,18 +19,6 @@ DESIGN_COMMANDS = [
 ]
 
 
-@pytest.fixture
-def make_vm():
-    """Start Minivm instances; every one is closed at teardown."""
-    vms = []
-
-    def make(*args, **kw):
-        vm = Minivm(*args, **kw)
-        vms.append(vm)
-        return vm
-    yield make
-    for vm in vms:
-        vm.close()
 
 
 @pytest.fixture(scope='module')

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qmp import BUILD, MINIVM, Minivm, kvm_available
+from qmp import BUILD, MINIVM, Minivm, kvm_available, NEED_KVM
 
-NEED_KVM = pytest.mark.skipif(not kvm_available(),
-                              reason='/dev/kvm is not accessible: KVM tests need it')
 
 BOOT_INFO = 0x1000
 BOOT_MAGIC = 0x6f6f62766d696e6d
@@ -24,17 +22,6 @@ DEMO_ELF = BUILD / 'guest' / 'demo-guest.elf'
 GiB, MiB = 1 << 30, 1 << 20
 
 
-@pytest.fixture
-def make_vm():
-    vms = []
-
-    def make(*args, **kw):
-        vm = Minivm(*args, **kw)
-        vms.append(vm)
-        return vm
-    yield make
-    for vm in vms:
-        vm.close()
 
 
 def build_guest(tmp_path, name, asm):
