@@ -80,6 +80,42 @@ def start_filled_vm(workdir, mem='128M', smp=2):
 
 
 
+def read_socket_dump(q, fmt='elf', name='ksock'):
+    """Dump through fd: to a stream socket; returns the bytes that arrived."""
+    a, b = socket.socketpair()
+    chunks = []
+
+    def read():
+        while True:
+            data = b.recv(1 << 20)
+            if not data:
+                break
+            chunks.append(data)
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    try:
+        send_fd(q, name, a.fileno())
+        a.close()
+        assert q.cmd('dump-guest-memory', paging=False, protocol=f'fd:{name}', format=fmt) == {}
+        t.join(60)
+    finally:
+        a.close()
+        b.close()
+    return b''.join(chunks)
+
+
+def fd_count(pid):
+    return len(os.listdir(f'/proc/{pid}/fd'))
+
+
+def vm_rss_kib(pid):
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    raise AssertionError('no VmRSS')
+
+
 def mem_bytes(size):
     """'128M' -> bytes"""
     units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}

@@ -3,16 +3,14 @@
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
-import threading
 import time
 
 import pytest
 
 import demo_pattern
-from dumpcheck import (NEED_KVM, PAGE, PT_LOAD, PT_NOTE, NT_PRSTATUS, ElfCore, MemImage,
+from dumpcheck import (read_socket_dump, NEED_KVM, PAGE, PT_LOAD, PT_NOTE, NT_PRSTATUS, ElfCore, MemImage,
                        PipeReader, assert_no_warnings, compare_reader_with_mem, drain, dump,
                        dump_error, event_names, files_equal, gdb_binary, gdb_threads, hmp_registers,
                        kdumpfile_open, kdumpfile_page, kvm_available, pmemsave,  # noqa: F401
@@ -471,27 +469,7 @@ def test_length_minus_one_dumps_to_the_end(paused):
 
 def test_elf_to_a_socket(paused):
     """fd: may be a stream socket; the bytes equal the file dump."""
-    q = paused['q']
-    a, b = socket.socketpair()
-    chunks = []
-
-    def read():
-        while True:
-            data = b.recv(1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    try:
-        send_fd(q, 'sock', a.fileno())
-        a.close()
-        assert q.cmd('dump-guest-memory', paging=False, protocol='fd:sock') == {}
-        t.join(60)
-    finally:
-        a.close()
-        b.close()
-    data = b''.join(chunks)
+    data = read_socket_dump(paused['q'], 'elf', 'sock')
     with open(paused['core'], 'rb') as f:
         assert data == f.read()
 

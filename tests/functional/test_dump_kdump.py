@@ -5,14 +5,12 @@ import math
 import os
 import re
 import shutil
-import socket
-import threading
 import zlib
 
 import pytest
 
 import demo_pattern
-from dumpcheck import (FORMAT_FLAG, KDUMP_FORMATS, KDUMP_RAW_FORMATS, NEED_KVM, PAGE, ElfCore,
+from dumpcheck import (read_socket_dump, FORMAT_FLAG, KDUMP_FORMATS, KDUMP_RAW_FORMATS, NEED_KVM, PAGE, ElfCore,
                        KdumpFile, KdumpHeader, MemImage, PipeReader, codec_of,
                        compare_reader_with_mem, compressible, crash_header, dump, files_equal,
                        is_flattened, kdumpfile_open, kdumpfile_page, make_mem_file,
@@ -236,29 +234,6 @@ def test_hmp_raw_without_kdump_is_refused(paused):
     out = paused['q'].hmp(f"dump-guest-memory -R {paused['dir'] / 'x'}")
     assert out.startswith('Error: ') or 'usage' in out or 'Try' in out, out
     assert not (paused['dir'] / 'x').exists()
-
-
-def read_socket_dump(q, fmt):
-    a, b = socket.socketpair()
-    chunks = []
-
-    def read():
-        while True:
-            data = b.recv(1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    try:
-        send_fd(q, 'ksock', a.fileno())
-        a.close()
-        assert q.cmd('dump-guest-memory', paging=False, protocol='fd:ksock', format=fmt) == {}
-        t.join(60)
-    finally:
-        a.close()
-        b.close()
-    return b''.join(chunks)
 
 
 @pytest.mark.parametrize('fmt,kind', [('kdump-zstd', 'pipe'), ('kdump-lzo', 'pipe'),

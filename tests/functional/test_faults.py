@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dumpcheck import (DUMP_DH_COMPRESSED_INCOMPLETE, FORMAT_FLAG, ElfCore, KdumpHeader,
+from dumpcheck import (fd_count, vm_rss_kib, DUMP_DH_COMPRESSED_INCOMPLETE, FORMAT_FLAG, ElfCore, KdumpHeader,
                        PipeReader, codec_of, drain, dump, dump_error, event_names, kvm_available,
                        make_mem_file, mem_bytes, send_fd, start_vm, status)
 from qmp import HMPClient
@@ -31,9 +31,6 @@ def start_guest(workdir, mem, **kw):
     ram = make_mem_file(os.path.join(workdir, 'ram'), mem_bytes(mem), zero_below=0x400000)
     return start_vm('-mem-path', str(ram), mem=mem, smp=1, accel='none', **kw)
 
-
-def fd_count(pid):
-    return len(os.listdir(f'/proc/{pid}/fd'))
 
 
 def fd_table(pid):
@@ -69,13 +66,6 @@ def stable_fd_table(pid, timeout=10):
         last = now
     return last
 
-
-def vm_rss_kib(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    raise AssertionError('no VmRSS')
 
 
 class PartialReader:

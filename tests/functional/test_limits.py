@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dumpcheck import (DUMP_DH_COMPRESSED_INCOMPLETE, FORMAT_FLAG, KdumpHeader, drain,
+from dumpcheck import (fd_count, vm_rss_kib, DUMP_DH_COMPRESSED_INCOMPLETE, FORMAT_FLAG, KdumpHeader, drain,
                        kvm_available, make_mem_file, mem_bytes, start_vm, status)
 from qmp import HMPClient, QMPClient
 
@@ -28,16 +28,6 @@ def umask(mask):
         os.umask(old)
 
 
-def fd_count(pid):
-    return len(os.listdir(f'/proc/{pid}/fd'))
-
-
-def vm_rss_kib(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    raise AssertionError('no VmRSS')
 
 
 def wait_dump_done(q, timeout=60):

@@ -5,7 +5,6 @@ every poller sees every DUMP_COMPLETED, and minivm's fd count and RSS stay flat.
 N is the issue's 200: the guest is small (16 MiB: the KVM demo guest, or -accel none over a
 -mem-path file of zero, text and random pages without KVM), so a dump takes tens of
 milliseconds and the run stays around 15-30 s on a 2-core machine."""
-import os
 import re
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import time
 
 import pytest
 
-from dumpcheck import (KdumpHeader, ElfCore, MemImage, FORMAT_FLAG, codec_of, drain,
+from dumpcheck import (fd_count, vm_rss_kib, KdumpHeader, ElfCore, MemImage, FORMAT_FLAG, codec_of, drain,
                        is_flattened, kdumpfile_open, kdumpfile_page, kvm_available,
                        make_mem_file, pmemsave, reassemble, start_vm)
 from qmp import HMPClient, QMPClient
@@ -30,16 +29,6 @@ SPOT_EVERY = 23          # keep and check every 23rd dump: every format gets che
 RSS_MARGIN_KIB = 8 * 1024
 
 
-def fd_count(pid):
-    return len(os.listdir(f'/proc/{pid}/fd'))
-
-
-def vm_rss_kib(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    raise AssertionError('no VmRSS')
 
 
 class Poller(threading.Thread):
