@@ -5,7 +5,7 @@
 set -e
 build="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev libdeflate-dev
        liblzo2-dev libsnappy-dev libzstd-dev python3"
-readers="python3-pytest python3-libkdumpfile python3-drgn gdb elfutils binutils crash
+readers="python3-pytest python3-libkdumpfile python3-drgn gdb elfutils binutils valgrind crash
          makedumpfile socat"
 linux="qemu-system-x86 busybox-static cpio linux-image-cloud-amd64 linux-image-cloud-amd64-dbg"
 case "$1" in
