@@ -130,25 +130,27 @@ GByteArray *dump_build_notes(const DumpJob *job)
     return notes;
 }
 
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));       /* any alignment: begin/length may be unaligned */
+    return v;
+}
+
 bool dump_page_is_zero(const uint8_t *page, size_t size)
 {
-    const uint64_t *w = (const uint64_t *)page;
-    size_t n = size / 8;
+    size_t i = 0;
 
-    if (size % 8) {
-        for (size_t i = size & ~(size_t)7; i < size; i++) {
-            if (page[i]) {
-                return false;
-            }
-        }
-    }
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) {
+    for (; i + 64 <= size; i += 64) {
+        if (load64(page + i) | load64(page + i + 8) | load64(page + i + 16) |
+            load64(page + i + 24) | load64(page + i + 32) | load64(page + i + 40) |
+            load64(page + i + 48) | load64(page + i + 56)) {
             return false;
         }
     }
-    for (size_t i = n & ~(size_t)7; i < n; i++) {
-        if (w[i]) {
+    for (; i < size; i++) {
+        if (page[i]) {
             return false;
         }
     }

@@ -511,12 +511,15 @@ static void hmp_help(Monitor *mon, QmpSession *s, char **argv, int argc, GString
 
 void hmp_crlf(GString *out)
 {
+    g_autoptr(GString) crlf = g_string_sized_new(out->len + out->len / 32 + 16);
+
     for (gsize i = 0; i < out->len; i++) {
         if (out->str[i] == '\n' && (i == 0 || out->str[i - 1] != '\r')) {
-            g_string_insert_c(out, (gssize)i, '\r');
-            i++;
+            g_string_append_c(crlf, '\r');
         }
+        g_string_append_c(crlf, out->str[i]);
     }
+    g_string_assign(out, crlf->str);
 }
 
 void hmp_execute(Monitor *mon, QmpSession *s, const char *line, GString *out)
