@@ -23,7 +23,7 @@
 #endif
 
 #define LIBDEFLATE_PAGE_LEVEL 1
-#define ZSTD_PAGE_LEVEL 3
+#define ZSTD_PAGE_LEVEL 1
 
 struct PageCodec {
     DumpFormat format;
