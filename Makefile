@@ -32,5 +32,10 @@ bench:
 	@$(MAKE) --no-print-directory build
 	$(PYTHON) bench/bench.py --build $(BUILD)
 
+fuzz:
+	@./scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory build
+	tests/fuzz/run.sh
+
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

@@ -46,7 +46,7 @@ def main():
     passes = [('all tests', 'build', ['tests'], {})]
     if (ROOT / 'build-asan' / 'minivm').exists():
         passes.append(('unit and functional tests under ASan+UBSan', 'build-asan',
-                       ['tests/test_unit.py', 'tests/functional'],
+                       ['tests/test_unit.py', 'tests/functional', 'tests/fuzz'],
                        {'MINIVM_SANITIZE': '1', 'ASAN_OPTIONS': 'detect_leaks=1',
                         'UBSAN_OPTIONS': 'print_stacktrace=1'}))
     for label, build, paths, env in passes:

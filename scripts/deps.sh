@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian 12 packages a make target needs (as root): only what is
 # missing, with one 'apt-get update' first.
-#   scripts/deps.sh build|demo|check|bench
+#   scripts/deps.sh build|demo|check|bench|fuzz
 set -e
 build="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev libdeflate-dev
        liblzo2-dev libsnappy-dev libzstd-dev python3"
@@ -12,7 +12,8 @@ case "$1" in
 build) want="$build" ;;
 demo) want="$build $readers" ;;
 check|bench) want="$build $readers $linux" ;;
-*) echo "usage: $0 build|demo|check|bench" >&2; exit 2 ;;
+fuzz) want="$build $readers clang libclang-rt-14-dev llvm" ;;
+*) echo "usage: $0 build|demo|check|bench|fuzz" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
