@@ -104,6 +104,15 @@ def read_socket_dump(q, fmt='elf', name='ksock'):
     return b''.join(chunks)
 
 
+def assert_rss_flat(before_kib, after_kib, what, margin_kib=8 * 1024):
+    """RSS may not grow by more than the margin. Skipped under ASan, whose quarantine keeps
+    freed memory resident on purpose (LeakSanitizer checks leaks there instead)."""
+    if os.environ.get('MINIVM_SANITIZE'):
+        return
+    assert after_kib - before_kib <= margin_kib, \
+        f'VmRSS grew from {before_kib} KiB to {after_kib} KiB ({what})'
+
+
 def fd_count(pid):
     return len(os.listdir(f'/proc/{pid}/fd'))
 

@@ -327,8 +327,8 @@ void fuzz_sandbox__exit(int status)
 
 static VM *vm;
 static Monitor *mon;
-static int client_fd = -1;
-static QmpSession *main_session;   /* the session qmp_connected made for client_fd */
+static int qmp_client = -1;        /* our end of the QMP connection */
+static QmpSession *main_session;   /* the session qmp_connected made for it */
 
 /* FUZZ_VERBOSE=1: show what the monitor answered (debugging seeds). */
 bool fuzz_verbose(void)
@@ -341,60 +341,100 @@ bool fuzz_verbose(void)
     return verbose;
 }
 
-static void drain_client(void)
+/* Read what the monitor sent; false once the monitor has closed the connection. */
+static bool drain(int fd)
 {
     char buf[65536];
     ssize_t n;
 
-    while (client_fd >= 0 && (n = read(client_fd, buf, sizeof(buf))) > 0) {
+    while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
+        if (n < 0) {
+            return errno == EAGAIN || errno == EINTR;
+        }
         if (fuzz_verbose()) {
             fwrite(buf, 1, (size_t)n, stderr);
         }
     }
+    return fd >= 0 ? false : true;
 }
 
-static void drop_connection(void)
+static bool listen_on(const char *name, bool (*add)(Monitor *, const char *, GError **))
 {
-    if (client_fd >= 0) {
-        close(client_fd);
-        client_fd = -1;
+    g_autofree char *path = fuzz_tmp_path(name);
+    g_autofree char *spec = g_strdup_printf("unix:%s,server=on,wait=off", path);
+    GError *err = NULL;
+
+    if (!add(mon, spec, &err)) {
+        fprintf(stderr, "fuzz: no monitor socket %s: %s\n", path, err->message);
+        g_error_free(err);
+        return false;
+    }
+    return true;
+}
+
+/* Connect to a monitor socket in the private directory; the monitor accepts
+ * when its main context runs. */
+static int connect_to(const char *name)
+{
+    g_autofree char *path = fuzz_tmp_path(name);
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void drop_qmp_connection(void)
+{
+    if (qmp_client >= 0) {
+        close(qmp_client);
+        qmp_client = -1;
     }
     main_session = NULL;
 }
 
-/* A QMP chardev on a unix socket in the private directory, and one client. */
 static void connect_qmp(void)
 {
     static bool listening;
-    g_autofree char *path = fuzz_tmp_path("qmp.sock");
-    GError *err = NULL;
 
-    if (!listening) {
-        g_autofree char *spec = g_strdup_printf("unix:%s,server=on,wait=off", path);
-        if (!monitor_add_qmp(mon, spec, &err)) {
-            fprintf(stderr, "fuzz: no QMP socket (%s); replies are dropped\n", err->message);
-            g_error_free(err);
-            return;
-        }
-        listening = true;
-    }
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
-    client_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (client_fd < 0 || connect(client_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        drop_connection();
+    if (!listening && !(listening = listen_on("qmp.sock", monitor_add_qmp))) {
         return;
     }
+    qmp_client = connect_to("qmp.sock");
     guint before = g_list_length(mon->qmp_sessions);
-    for (int i = 0; i < 1000 && g_list_length(mon->qmp_sessions) == before; i++) {
+    for (int i = 0; qmp_client >= 0 && i < 1000 &&
+                    g_list_length(mon->qmp_sessions) == before; i++) {
         g_main_context_iteration(NULL, FALSE);
     }
-    if (g_list_length(mon->qmp_sessions) == before) {
-        drop_connection();
+    if (qmp_client < 0 || g_list_length(mon->qmp_sessions) == before) {
+        fprintf(stderr, "fuzz: cannot connect to the QMP socket; replies are dropped\n");
+        drop_qmp_connection();
         return;
     }
     main_session = g_list_last(mon->qmp_sessions)->data;
-    drain_client();
+    drain(qmp_client);
+}
+
+/* A VMCOREINFO note like a Linux guest's, so that dumps carry one (the kdump
+ * writer reads OSRELEASE, phys_base and init_uts_ns from it). */
+static GBytes *guest_vmcoreinfo(void)
+{
+    static const char text[] = "OSRELEASE=6.1.0-fuzz\nPAGESIZE=4096\nNUMBER(phys_base)=0\n"
+                               "SYMBOL(init_uts_ns)=200000\nKERNELOFFSET=0\n";
+    static const char name[12] = "VMCOREINFO";
+    uint32_t hdr[3] = { GUINT32_TO_LE(11), GUINT32_TO_LE(sizeof(text) - 1), 0 };
+    GByteArray *note = g_byte_array_new();
+    static const uint8_t pad[4];
+
+    g_byte_array_append(note, (const guint8 *)hdr, sizeof(hdr));
+    g_byte_array_append(note, (const guint8 *)name, sizeof(name));
+    g_byte_array_append(note, (const guint8 *)text, sizeof(text) - 1);
+    g_byte_array_append(note, pad, (4 - (sizeof(text) - 1) % 4) % 4);
+    return g_byte_array_free_to_bytes(note);
 }
 
 Monitor *fuzz_monitor(void)
@@ -413,6 +453,9 @@ Monitor *fuzz_monitor(void)
         fprintf(stderr, "fuzz: cannot create the VM: %s\n", err ? err->message : "?");
         abort();
     }
+    if (!vm->guest_note) {
+        vm->guest_note = guest_vmcoreinfo();
+    }
     /* Hold the main context as monitor_run() would: a detached dump's completion
      * is then queued for us instead of running on the dump thread. */
     g_main_context_acquire(g_main_context_default());
@@ -424,12 +467,45 @@ ChardevConn *fuzz_qmp_conn(void)
 {
     fuzz_monitor();
     if (main_session && !g_list_find(mon->qmp_sessions, main_session)) {
-        drop_connection();      /* the monitor closed it (output limit) */
+        drop_qmp_connection();      /* the monitor closed it (output limit) */
     }
     if (!main_session) {
         connect_qmp();
     }
     return main_session ? main_session->conn : NULL;
+}
+
+void fuzz_hmp_feed(const uint8_t *data, size_t len)
+{
+    static bool listening;
+    size_t done = 0;
+
+    fuzz_monitor();
+    if (!listening && !(listening = listen_on("hmp.sock", monitor_add_hmp))) {
+        abort();
+    }
+    int fd = connect_to("hmp.sock");
+    if (fd < 0) {
+        perror("fuzz: cannot connect to the HMP socket");
+        abort();
+    }
+    /* send everything, then EOF; the monitor frees the connection when it sees it */
+    while (done < len) {
+        ssize_t n = write(fd, data + done, len - done);
+        if (n > 0) {
+            done += (size_t)n;
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            break;              /* the monitor closed it (output limit) */
+        }
+        g_main_context_iteration(NULL, FALSE);
+        drain(fd);
+    }
+    shutdown(fd, SHUT_WR);
+    while (drain(fd)) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    close(fd);
+    fuzz_monitor_settle();
 }
 
 void fuzz_monitor_reset(void)
@@ -448,9 +524,9 @@ void fuzz_monitor_settle(void)
     fuzz_monitor();
     for (;;) {
         bool busy = dump_in_progress(mon->dump);
-        drain_client();
+        drain(qmp_client);
         while (g_main_context_iteration(NULL, FALSE)) {
-            drain_client();
+            drain(qmp_client);
         }
         if (!busy) {
             break;

@@ -36,6 +36,10 @@ void fuzz_monitor_reset(void);
 /* After each input: wait for a detached dump to finish, deliver pending events
  * and replies, drain the client side of the QMP connection. */
 void fuzz_monitor_settle(void);
+/* Send bytes to the HMP monitor over a fresh unix-socket connection (as a
+ * user's terminal would), then EOF; returns when the monitor has answered
+ * everything and closed it, and any detached dump has finished. */
+void fuzz_hmp_feed(const uint8_t *data, size_t len);
 /* A QMP connection whose replies are serialised and sent (then discarded by the
  * harness), or NULL if it could not be set up (replies are then dropped). */
 ChardevConn *fuzz_qmp_conn(void);

@@ -3,12 +3,20 @@
  * once on every file named (directories: every file inside, sorted). Built by
  * tests/fuzz/meson.build with the project's compiler so that `make check`
  * replays the seeds and regression inputs on every build.
+ *
+ * With REPLAY_TIMEOUT=N (seconds) each input runs in a child process that is
+ * killed after N seconds; a hang or crash is reported and the rest still run
+ * (run.sh coverage uses this: every child writes its own coverage profile).
  */
 #include <glib.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,9 +52,48 @@ static void add_path(GPtrArray *files, const char *path)
     g_ptr_array_free(names, TRUE);
 }
 
+static void replay(const char *path, const char *data, size_t len)
+{
+    fprintf(stderr, "replay: %s (%zu bytes)\n", path, len);
+    LLVMFuzzerTestOneInput((const uint8_t *)data, len);
+}
+
+/* Run one input in a child killed after `timeout` seconds; false if it failed. */
+static bool replay_child(const char *path, const char *data, size_t len, unsigned timeout)
+{
+    int status;
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        perror("replay: fork");
+        return false;
+    }
+    if (pid == 0) {
+        alarm(timeout);
+        replay(path, data, len);
+        exit(0);
+    }
+    if (waitpid(pid, &status, 0) < 0) {
+        perror("replay: waitpid");
+        return false;
+    }
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "replay: %s: %s\n", path, WTERMSIG(status) == SIGALRM
+                ? "timed out" : strsignal(WTERMSIG(status)));
+        return false;
+    }
+    if (WEXITSTATUS(status)) {
+        fprintf(stderr, "replay: %s: exit status %d\n", path, WEXITSTATUS(status));
+        return false;
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     GPtrArray *files = g_ptr_array_new_with_free_func(g_free);
+    const char *timeout = g_getenv("REPLAY_TIMEOUT");
+    guint failed = 0;
 
     for (int i = 1; i < argc; i++) {
         add_path(files, argv[i]);
@@ -61,11 +108,14 @@ int main(int argc, char **argv)
             g_error_free(err);
             return 2;
         }
-        fprintf(stderr, "replay: %s (%zu bytes)\n", path, (size_t)len);
-        LLVMFuzzerTestOneInput((const uint8_t *)data, len);
+        if (timeout) {
+            failed += !replay_child(path, data, len, (unsigned)atoi(timeout));
+        } else {
+            replay(path, data, len);
+        }
         g_free(data);
     }
-    fprintf(stderr, "replay: %u inputs ok\n", files->len);
+    fprintf(stderr, "replay: %u inputs, %u failed\n", files->len, failed);
     g_ptr_array_free(files, TRUE);
-    return 0;
+    return failed ? 1 : 0;
 }

@@ -263,9 +263,11 @@ coverage_one() {
     local t="$1" profdata cov dirs=()
     profdata="$(find_llvm llvm-profdata)"
     cov="$(find_llvm llvm-cov)"
-    for d in "$FB/corpus/$t" "$HERE/seeds/$t" "$HERE/regress/$t"; do [ -d "$d" ] && dirs+=("$d"); done
+    for d in "$FB/corpus/$t" "$HERE/seeds/$t"; do [ -d "$d" ] && dirs+=("$d"); done
+    dirs+=("$(live_regress_dir "$t")")
     rm -f "$FB/coverage/$t".*.profraw
-    LLVM_PROFILE_FILE="$FB/coverage/$t.%p.profraw" "$FB/coverage/$t-cov" "${dirs[@]}" \
+    REPLAY_TIMEOUT="$FUZZ_TIMEOUT" LLVM_PROFILE_FILE="$FB/coverage/$t.%p.profraw" \
+        "$FB/coverage/$t-cov" "${dirs[@]}" \
         > "$FB/logs/$t.coverage.log" 2>&1 || echo "   (some inputs failed: $FB/logs/$t.coverage.log)"
     "$profdata" merge -sparse "$FB/coverage/$t".*.profraw -o "$FB/coverage/$t.profdata"
     rm -f "$FB/coverage/$t".*.profraw
