@@ -4,6 +4,7 @@
 
 #include "dump.h"
 
+#include <string.h>
 #include <sys/types.h>
 
 /* One guest-physical range to dump, clipped by begin/length. */
@@ -57,6 +58,14 @@ typedef struct DumpJob {
     int cancelled;           /* atomic */
     guint threads;
 } DumpJob;
+
+/* Store the low `size` bytes of v little-endian at b + off (the dump's byte order:
+ * x86 guests only). */
+static inline void dump_put_le(uint8_t *b, size_t off, uint64_t v, unsigned size)
+{
+    uint64_t le = GUINT64_TO_LE(v);
+    memcpy(b + off, &le, size);
+}
 
 /* Notes */
 #define ELF_NOTE_ALIGN(x) (((x) + 3) & ~(size_t)3)

@@ -32,12 +32,6 @@ typedef struct ElfPhdr {
     uint64_t offset, vaddr, paddr, filesz, memsz;
 } ElfPhdr;
 
-static void put(uint8_t *b, size_t off, uint64_t v, unsigned size)
-{
-    uint64_t le = GUINT64_TO_LE(v);
-    memcpy(b + off, &le, size);
-}
-
 static bool write_ehdr(DumpJob *job, const ElfLayout *l, GError **errp)
 {
     uint8_t b[sizeof(Elf64_Ehdr)] = { 0 };
@@ -48,17 +42,17 @@ static bool write_ehdr(DumpJob *job, const ElfLayout *l, GError **errp)
     b[EI_CLASS] = l->is64 ? ELFCLASS64 : ELFCLASS32;
     b[EI_DATA] = (uint8_t)job->arch.elf_data;
     b[EI_VERSION] = EV_CURRENT;
-    put(b, 16, ET_CORE, 2);
-    put(b, 18, (uint64_t)job->arch.elf_machine, 2);
-    put(b, 20, EV_CURRENT, 4);
+    dump_put_le(b, 16, ET_CORE, 2);
+    dump_put_le(b, 18, (uint64_t)job->arch.elf_machine, 2);
+    dump_put_le(b, 20, EV_CURRENT, 4);
     /* e_entry stays 0 */
-    put(b, 24 + addr, l->phoff, addr);
-    put(b, 24 + 2 * addr, l->shoff, addr);
-    put(b, rest, l->ehsize, 2);
-    put(b, rest + 2, l->phentsize, 2);
-    put(b, rest + 4, l->xnum ? PN_XNUM : l->phnum, 2);
-    put(b, rest + 6, l->xnum ? l->shentsize : 0, 2);
-    put(b, rest + 8, l->xnum ? 1 : 0, 2);
+    dump_put_le(b, 24 + addr, l->phoff, addr);
+    dump_put_le(b, 24 + 2 * addr, l->shoff, addr);
+    dump_put_le(b, rest, l->ehsize, 2);
+    dump_put_le(b, rest + 2, l->phentsize, 2);
+    dump_put_le(b, rest + 4, l->xnum ? PN_XNUM : l->phnum, 2);
+    dump_put_le(b, rest + 6, l->xnum ? l->shentsize : 0, 2);
+    dump_put_le(b, rest + 8, l->xnum ? 1 : 0, 2);
     /* e_shstrndx stays 0 */
     return dump_sink_write(&job->sink, b, l->ehsize, errp);
 }
@@ -67,20 +61,20 @@ static bool write_phdr(DumpJob *job, const ElfLayout *l, const ElfPhdr *p, GErro
 {
     uint8_t b[sizeof(Elf64_Phdr)] = { 0 };
 
-    put(b, 0, p->type, 4);
+    dump_put_le(b, 0, p->type, 4);
     if (l->is64) {
         /* p_flags @4 and p_align @48 stay 0 */
-        put(b, 8, p->offset, 8);
-        put(b, 16, p->vaddr, 8);
-        put(b, 24, p->paddr, 8);
-        put(b, 32, p->filesz, 8);
-        put(b, 40, p->memsz, 8);
+        dump_put_le(b, 8, p->offset, 8);
+        dump_put_le(b, 16, p->vaddr, 8);
+        dump_put_le(b, 24, p->paddr, 8);
+        dump_put_le(b, 32, p->filesz, 8);
+        dump_put_le(b, 40, p->memsz, 8);
     } else {
-        put(b, 4, p->offset, 4);
-        put(b, 8, p->vaddr, 4);
-        put(b, 12, p->paddr, 4);
-        put(b, 16, p->filesz, 4);
-        put(b, 20, p->memsz, 4);
+        dump_put_le(b, 4, p->offset, 4);
+        dump_put_le(b, 8, p->vaddr, 4);
+        dump_put_le(b, 12, p->paddr, 4);
+        dump_put_le(b, 16, p->filesz, 4);
+        dump_put_le(b, 20, p->memsz, 4);
     }
     return dump_sink_write(&job->sink, b, l->phentsize, errp);
 }
@@ -90,7 +84,7 @@ static bool write_xnum_shdr(DumpJob *job, const ElfLayout *l, GError **errp)
 {
     uint8_t b[sizeof(Elf64_Shdr)] = { 0 };
 
-    put(b, l->is64 ? 44 : 28, MIN(l->phnum, UINT32_MAX), 4);
+    dump_put_le(b, l->is64 ? 44 : 28, MIN(l->phnum, UINT32_MAX), 4);
     return dump_sink_write(&job->sink, b, l->shentsize, errp);
 }
 

@@ -53,48 +53,42 @@ typedef struct KdumpLayout {
 
 /* ---- header fields ---- */
 
-static void put(uint8_t *buf, size_t off, uint64_t v, unsigned size)
-{
-    uint64_t le = GUINT64_TO_LE(v);
-    memcpy(buf + off, &le, size);
-}
-
 static void fill_header(uint8_t *b, const KdumpLayout *l, guint ncpus, uint32_t extra_status)
 {
     /* field offsets: 64-bit layout, or the packed 32-bit one */
     size_t status = l->is64 ? 424 : 412;
 
     memcpy(b, KDUMP_SIGNATURE, 8);
-    put(b, 8, KDUMP_HEADER_VERSION, 4);
+    dump_put_le(b, 8, KDUMP_HEADER_VERSION, 4);
     memcpy(b + 12, l->uts, sizeof(l->uts));
     /* timestamp stays 0, as QEMU writes it: output must be deterministic */
-    put(b, status, l->status | extra_status, 4);
-    put(b, status + 4, l->block_size, 4);
-    put(b, status + 8, l->sub_hdr_blocks, 4);
-    put(b, status + 12, 2 * (l->bitmap_len / l->block_size), 4);
-    put(b, status + 16, MIN(l->max_mapnr, UINT32_MAX), 4);
+    dump_put_le(b, status, l->status | extra_status, 4);
+    dump_put_le(b, status + 4, l->block_size, 4);
+    dump_put_le(b, status + 8, l->sub_hdr_blocks, 4);
+    dump_put_le(b, status + 12, 2 * (l->bitmap_len / l->block_size), 4);
+    dump_put_le(b, status + 16, MIN(l->max_mapnr, UINT32_MAX), 4);
     /* total_ram_blocks, device_blocks, written_blocks, current_cpu stay 0 */
-    put(b, status + 36, ncpus, 4);
+    dump_put_le(b, status + 36, ncpus, 4);
 }
 
 static void fill_sub_header(uint8_t *b, const KdumpLayout *l)
 {
     if (l->is64) {
-        put(b, 0, (uint64_t)l->phys_base, 8);
-        put(b, 8, KDUMP_DUMP_LEVEL, 4);
-        put(b, 32, l->off_vmcoreinfo, 8);
-        put(b, 40, l->size_vmcoreinfo, 8);
-        put(b, 48, l->off_note, 8);
-        put(b, 56, l->note_size, 8);
-        put(b, 96, l->max_mapnr, 8);
+        dump_put_le(b, 0, (uint64_t)l->phys_base, 8);
+        dump_put_le(b, 8, KDUMP_DUMP_LEVEL, 4);
+        dump_put_le(b, 32, l->off_vmcoreinfo, 8);
+        dump_put_le(b, 40, l->size_vmcoreinfo, 8);
+        dump_put_le(b, 48, l->off_note, 8);
+        dump_put_le(b, 56, l->note_size, 8);
+        dump_put_le(b, 96, l->max_mapnr, 8);
     } else {
-        put(b, 0, (uint64_t)l->phys_base, 4);
-        put(b, 4, KDUMP_DUMP_LEVEL, 4);
-        put(b, 20, l->off_vmcoreinfo, 8);
-        put(b, 28, l->size_vmcoreinfo, 4);
-        put(b, 32, l->off_note, 8);
-        put(b, 40, l->note_size, 4);
-        put(b, 72, l->max_mapnr, 8);
+        dump_put_le(b, 0, (uint64_t)l->phys_base, 4);
+        dump_put_le(b, 4, KDUMP_DUMP_LEVEL, 4);
+        dump_put_le(b, 20, l->off_vmcoreinfo, 8);
+        dump_put_le(b, 28, l->size_vmcoreinfo, 4);
+        dump_put_le(b, 32, l->off_note, 8);
+        dump_put_le(b, 40, l->note_size, 4);
+        dump_put_le(b, 72, l->max_mapnr, 8);
     }
 }
 
@@ -454,10 +448,10 @@ static bool desc_add(DumpJob *job, DescWriter *d, uint64_t offset, uint32_t size
 {
     uint8_t *e = d->buf + d->count * PAGE_DESC_SIZE;
 
-    put(e, 0, offset, 8);
-    put(e, 8, size, 4);
-    put(e, 12, flags, 4);
-    put(e, 16, 0, 8);
+    dump_put_le(e, 0, offset, 8);
+    dump_put_le(e, 8, size, 4);
+    dump_put_le(e, 12, flags, 4);
+    dump_put_le(e, 16, 0, 8);
     return ++d->count < DESC_BUFFER_ENTRIES || desc_flush(job, d, errp);
 }
 

@@ -19,12 +19,12 @@
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    memcpy(p, &v, 4);
+    dump_put_le(p, 0, v, 4);
 }
 
 static void put64(uint8_t *p, uint64_t v)
 {
-    memcpy(p, &v, 8);
+    dump_put_le(p, 0, v, 8);
 }
 
 void arch_dump_info(const X86CPUState *cpu0, uint64_t ram_end, ArchDumpInfo *info)
