@@ -236,6 +236,12 @@ class PipeReader:
     def release(self):
         self.gate.set()
 
+    def finish(self, q, timeout=60):
+        """Let the dump through; (its DUMP_COMPLETED event, the bytes written)."""
+        self.release()
+        ev = q.wait_event('DUMP_COMPLETED', timeout=timeout)
+        return ev, self.data()
+
     def data(self, timeout=120):
         self.gate.set()
         self.thread.join(timeout)

@@ -385,9 +385,7 @@ def test_detached_dump_gated_pipe(make_vm, tmp_path):
         out = q.hmp('info dump')
         assert re.fullmatch(r'Status: active\r?\nFinished: \d+\.\d\d %\r?\n', out), out
         assert q.cmd('query-dump')['status'] == 'active'
-        reader.release()
-        ev = q.wait_event('DUMP_COMPLETED', timeout=60)
-        data = reader.data()
+        ev, data = reader.finish(q)
     finally:
         reader.close()
     assert ev['data'] == {'result': {'total': MEM, 'status': 'completed', 'completed': MEM}}

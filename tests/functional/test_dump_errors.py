@@ -143,9 +143,7 @@ def test_dump_while_one_is_active(q, tmp_path):
         assert out.splitlines() == ['Error: There is a dump in process, please wait.']
         assert not any((tmp_path / n).exists() for n in 'abcd')
         assert q.cmd('query-dump')['status'] == 'active'
-        reader.release()
-        ev = q.wait_event('DUMP_COMPLETED', timeout=60)
-        data = reader.data()
+        ev, data = reader.finish(q)
     finally:
         reader.close()
     assert ev['data']['result'] == {'total': MEM, 'status': 'completed', 'completed': MEM}

@@ -330,9 +330,7 @@ def test_closefd_while_a_detached_dump_writes(small_env):
         assert reply == {'error': {'class': 'GenericError',
                                    'desc': "File descriptor named 'out' not found"}}
         assert q.cmd('query-dump')['status'] == 'active'
-        reader.release()
-        ev = q.wait_event('DUMP_COMPLETED', timeout=60)
-        data = reader.data()
+        ev, data = reader.finish(q)
     finally:
         reader.close()
     assert ev['data'] == {'result': {'total': SMALL_BYTES, 'status': 'completed',
@@ -392,9 +390,7 @@ def test_client_that_started_the_dump_disconnects(small_env):
                 time.sleep(0.05)
         os.close(r)
         assert observer.cmd('query-dump')['status'] == 'active'
-        reader.release()
-        ev = observer.wait_event('DUMP_COMPLETED', timeout=60)
-        data = reader.data()
+        ev, data = reader.finish(observer)
     finally:
         reader.close()
     assert ev['data'] == {'result': {'total': SMALL_BYTES, 'status': 'completed',

@@ -215,7 +215,7 @@ run_one() {
         -artifact_prefix="$FB/artifacts/$t/" ${FUZZ_ARGS:-} > "$FB/logs/$t.log" 2>&1 || rc=$?
     grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)' \
         "$FB/logs/$t.log" | sed 's/^/   /' || true
-    grep -E '^#[0-9]+ ' "$FB/logs/$t.log" | tail -1 | sed 's/^/   last: /' || true
+    grep -E '^#[0-9]+[[:space:]]' "$FB/logs/$t.log" | tail -1 | sed 's/^/   last: /' || true
     if [ "$rc" -ne 0 ]; then
         echo "   FAILED (exit $rc): $(grep -m1 -E 'ERROR: |runtime error|==ERROR' "$FB/logs/$t.log" || true)"
         ls "$FB/artifacts/$t" | sed 's/^/   artifact: /'
