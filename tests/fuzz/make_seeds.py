@@ -373,7 +373,8 @@ def merge(target, files, fuzz_build):
     if not binary.exists():
         print(f'make_seeds: no {binary} (tests/fuzz/run.sh build): keeping every {target} seed')
         return files
-    with tempfile.TemporaryDirectory() as cand, tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as cand, tempfile.TemporaryDirectory() as out, \
+            tempfile.TemporaryDirectory() as scratch:
         by_hash = {}
         for name, path in files.items():
             data = Path(path).read_bytes()
@@ -381,7 +382,7 @@ def merge(target, files, fuzz_build):
             by_hash.setdefault(h, name)
             (Path(cand) / h).write_bytes(data)
         subprocess.run([str(binary), '-merge=1', out, cand], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=True)
+                       stderr=subprocess.DEVNULL, check=True, env=dict(os.environ, TMPDIR=scratch))
         kept = {by_hash[p.name]: files[by_hash[p.name]] for p in Path(out).iterdir()}
     print(f'make_seeds: {target}: -merge kept {len(kept)} of {len(files)} candidates')
     return kept

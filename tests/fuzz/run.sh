@@ -294,6 +294,11 @@ for t in "${TARGETS[@]}"; do
     [[ " ${ALL_TARGETS[*]} " == *" $t "* ]] || die "unknown target $t (${ALL_TARGETS[*]})"
 done
 mkdir -p "$FB/logs"
+# The targets' private directories live in one per-run directory, removed at the
+# end: a target that crashes or times out exits without cleaning up after itself.
+FUZZ_TMP="$(mktemp -d "${TMPDIR:-/tmp}/minivm-fuzz-run-XXXXXX")"
+trap 'rm -rf "$FUZZ_TMP"' EXIT
+export TMPDIR="$FUZZ_TMP"
 
 failed=()
 case "$MODE" in

@@ -59,12 +59,13 @@ KNOWN = known_unfixed()
 
 
 def run_input(argv, path, request, wall=TIMEOUT):
+    tmp = request.getfixturevalue('tmp_path')   # the target's private dir goes here
     t = Path(argv[0]).name.replace('-replay', '')
     reason = KNOWN.get(f'{t}/{path.name}')
     if reason and path.parent.parent.name == 'regress':
         request.applymarker(pytest.mark.xfail(reason=f'known, not fixed yet: {reason}',
                                               strict=False))
-    env = dict(os.environ)
+    env = dict(os.environ, TMPDIR=str(tmp))
     env.setdefault('UBSAN_OPTIONS', 'print_stacktrace=1:halt_on_error=1')
     env.setdefault('ASAN_OPTIONS', 'detect_leaks=1')
     try:
