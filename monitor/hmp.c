@@ -12,6 +12,10 @@
 
 #define HMP_PROMPT "(qemu) "
 #define HMP_MAX_LINE 65536
+/* x/xp show at most this much guest memory per command (about 7 MB of text): the
+ * answer is built in memory (and again as the human-monitor-command reply), so an
+ * unbounded count would cost many times the guest's RAM. memsave has no limit. */
+#define HMP_MAX_EXAMINE (1u << 20)
 
 typedef struct HmpCommand {
     const char *name;
@@ -317,6 +321,11 @@ static void examine(Monitor *mon, char **argv, int argc, GString *out, ReadMemFn
         g_string_append_printf(out, "%s: usage: %s /fmt addr\n", argv[0], argv[0]);
         return;
     }
+    if ((uint64_t)f.count * f.size > HMP_MAX_EXAMINE) {
+        g_string_append_printf(out, "Error: %s: at most %u bytes at a time (use %s)\n", argv[0],
+                               HMP_MAX_EXAMINE, read == read_phys ? "pmemsave" : "memsave");
+        return;
+    }
     memory_dump(mon, out, &f, addr, read);
 }
 
@@ -519,7 +528,8 @@ void hmp_crlf(GString *out)
         }
         g_string_append_c(crlf, out->str[i]);
     }
-    g_string_assign(out, crlf->str);
+    g_string_truncate(out, 0);
+    g_string_append_len(out, crlf->str, (gssize)crlf->len);
 }
 
 void hmp_execute(Monitor *mon, QmpSession *s, const char *line, GString *out)

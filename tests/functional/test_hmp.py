@@ -352,3 +352,15 @@ def test_pipe_monitor_stdin_eof_keeps_vm(pipe_mon):
         assert q.cmd('query-status')['status'] == 'prelaunch'
     finally:
         q.close()
+
+
+def test_examine_is_bounded():
+    """A huge x/xp count is refused at once (pmemsave is the tool for that) and the monitor
+    keeps answering."""
+    import time
+    with Minivm('-S', accel='none', mem='64M') as vm:
+        t = time.time()
+        out = vm.qmp.hmp('xp /33554432xb 0')
+        assert time.time() - t < 5
+        assert out.startswith('Error: xp: at most 1048576 bytes at a time (use pmemsave)'), out
+        assert vm.qmp.hmp('xp /1xg 0x1000').startswith('0000000000001000: 0x')

@@ -275,7 +275,7 @@ coverage_one() {
         "$ROOT"/{dump.c,dump,monitor,system,target,util.c} > "$FB/coverage/$t.txt"
     echo "== $t: $(tail -1 "$FB/logs/$t.coverage.log")"
     # columns: file, regions (3), functions (3), lines: total missed cover, branches: same
-    awk -v root="$ROOT/" 'NR > 2 && $1 !~ /^-+$/ && NF >= 13 && $10 != "0.00%" {
+    awk -v root="$ROOT/" 'NR > 2 && $1 !~ /^-+$/ && NF >= 13 && $10 != "0.00%" && $10 != "-" {
             sub(root, "", $1); printf "   %-26s lines %7s of %5s   branches %7s\n", $1, $10, $8, $13 }' \
         "$FB/coverage/$t.txt"
 }
