@@ -220,10 +220,7 @@ bool vm_is_running(const VM *vm)
 bool vm_stop(VM *vm, RunState new_state, GError **errp)
 {
     if (vm->state != RUN_STATE_RUNNING) {
-        if (vm->state == RUN_STATE_PRELAUNCH && new_state == RUN_STATE_PAUSED) {
-            /* QEMU: stop in prelaunch stays prelaunch, no event */
-        }
-        return true;
+        return true;    /* as QEMU: no event, and prelaunch stays prelaunch */
     }
     vm->accel->pause(vm);
     vm->state = new_state;

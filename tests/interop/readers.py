@@ -43,7 +43,7 @@ def drgn_crashed_stack(dump, vmlinux, use_libkdumpfile_for_elf=False):
     return r.returncode, r.stdout + r.stderr
 
 
-def kdump_pages(path, addrs, machine=False):
+def kdump_pages(path, addrs):
     import kdumpfile
     k = kdumpfile.kdumpfile(str(path))
     space = kdumpfile.KDUMP_MACHPHYSADDR
