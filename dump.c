@@ -24,6 +24,7 @@ struct DumpState {
     DumpCompletedFn completed_fn;
     void *completed_opaque;
     guint threads;
+    bool dedup;
     GError *error;         /* a detached dump's error, handed to the main context */
     GSource *done_source;  /* detached_done, pending in the main context */
 };
@@ -86,6 +87,8 @@ DumpState *dump_state_new(VM *vm)
     if (threads && parse_uint64(threads, &n) && n <= 64) {
         ds->threads = (guint)n;
     }
+    /* MINIVM_DUMP_DEDUP=0: write every repeated page again (for comparisons) */
+    ds->dedup = g_strcmp0(g_getenv("MINIVM_DUMP_DEDUP"), "0") != 0;
     return ds;
 }
 
@@ -155,6 +158,27 @@ bool dump_page_is_zero(const uint8_t *page, size_t size)
         }
     }
     return true;
+}
+
+uint64_t dump_page_hash(const uint8_t *page, size_t size)
+{
+    const uint64_t k = 0x9e3779b97f4a7c15ULL;
+    uint64_t h[4] = { 1, 2, 3, 4 };
+    size_t i = 0;
+
+    for (; i + 32 <= size; i += 32) {
+        for (int j = 0; j < 4; j++) {
+            h[j] = (h[j] ^ load64(page + i + 8 * j)) * k;
+        }
+    }
+    for (; i < size; i++) {
+        h[0] = (h[0] ^ page[i]) * k;
+    }
+    uint64_t x = h[0] ^ (h[1] << 17 | h[1] >> 47) ^ (h[2] << 31 | h[2] >> 33) ^
+                 (h[3] << 47 | h[3] >> 17);
+    x ^= x >> 32;
+    x *= k;
+    return x ^ (x >> 29);
 }
 
 void dump_job_progress(DumpJob *job, uint64_t bytes)
@@ -344,6 +368,7 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
     job->ranges = ranges;
     job->total = total;
     job->threads = ds->threads;
+    job->dedup = ds->dedup;
     job->ncpus = vm->ncpus;
     job->cpus = g_new(X86CPUState, vm->ncpus);
     for (guint i = 0; i < vm->ncpus; i++) {

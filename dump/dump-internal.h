@@ -57,6 +57,7 @@ typedef struct DumpJob {
     uint64_t completed;      /* atomic */
     int cancelled;           /* atomic */
     guint threads;
+    bool dedup;              /* kdump: repeated pages point at their first copy */
 } DumpJob;
 
 /* Store the low `size` bytes of v little-endian at b + off (the dump's byte order:
@@ -110,5 +111,14 @@ bool dump_job_check_cancel(DumpJob *job, GError **errp);
 
 /* True when the 4 KiB page is all zero (word-wise). */
 bool dump_page_is_zero(const uint8_t *page, size_t size);
+/* A 64-bit hash of a page's content (not cryptographic: equal pages are compared). */
+uint64_t dump_page_hash(const uint8_t *page, size_t size);
+
+/* kdump: the slot of the writer's table of written pages that a page hash maps to */
+#define KDUMP_DEDUP_SLOTS (1u << 16)
+static inline size_t kdump_dedup_slot(uint64_t hash)
+{
+    return (size_t)(hash >> 48) & (KDUMP_DEDUP_SLOTS - 1);
+}
 
 #endif

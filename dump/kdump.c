@@ -11,6 +11,13 @@
  * slots; this thread writes the batches strictly in order, so the output bytes
  * do not depend on the number of threads. Memory use is bounded by the ring.
  * Output goes to a raw seekable file or a flattened stream (dump/sink.c).
+ *
+ * A page identical to one written earlier is not written again: its descriptor
+ * points at the earlier copy, as every writer already does for the zero page
+ * (freed init memory poisoned with 0xcc, pages of 0xff, copies in the page
+ * cache). The writer alone decides, in page order, from a fixed-size table of
+ * pages it has written; workers only read the table to skip compressing pages
+ * that will be found there, so the bytes still do not depend on the threads.
  */
 #include "dump-internal.h"
 #include "zeromap.h"
@@ -32,6 +39,7 @@
 #define PAGE_DESC_SIZE 24
 #define UTS_LEN 65
 #define BATCH_PAGES 256
+#define BATCH_SEEN 64
 #define DESC_BUFFER_ENTRIES 43690            /* ~1 MiB of page descriptors */
 #define BITMAP_CHUNK (1u << 20)
 #define START_KERNEL_MAP 0xffffffff80000000ULL
@@ -229,15 +237,33 @@ static bool write_bitmaps(DumpJob *job, const KdumpLayout *l, GError **errp)
 
 /* ---- the compression pipeline ---- */
 
+typedef enum PageKind {
+    PAGE_ZERO,                       /* all zero: the shared zero page */
+    PAGE_DATA,                       /* sizes/flags describe its bytes in data */
+    PAGE_REPEAT,                     /* a worker found an identical earlier page */
+} PageKind;
+
 typedef struct Batch {
     uint64_t index;
     bool ready;
     guint npages;
-    uint32_t sizes[BATCH_PAGES];     /* 0: zero page */
+    uint8_t kinds[BATCH_PAGES];
+    uint32_t sizes[BATCH_PAGES];
     uint32_t flags[BATCH_PAGES];
+    uint64_t hashes[BATCH_PAGES];    /* content hash of non-zero pages */
     uint8_t *data;
     size_t data_len;
 } Batch;
+
+/* A page the writer has written: where its bytes are. `page` (the global page
+ * index + 1, 0 when empty) is written by the writer and read by workers. */
+typedef struct DedupEntry {
+    uint64_t page;
+    uint64_t hash;
+    uint64_t offset;
+    uint32_t size;
+    uint32_t flags;
+} DedupEntry;
 
 typedef struct Pipeline {
     DumpJob *job;
@@ -252,6 +278,7 @@ typedef struct Pipeline {
     bool stop;
     GPtrArray *workers;
     GError *error;
+    DedupEntry *dedup;         /* DEDUP_SLOTS entries, or NULL: every page written */
 } Pipeline;
 
 /* The range holding the page with global index `page` (ranges in order), and its host pointer. */
@@ -270,33 +297,80 @@ static const DumpRange *page_range(const DumpJob *job, uint64_t page, uint32_t b
     return NULL;
 }
 
+static const uint8_t *page_ptr(const DumpJob *job, uint64_t page, uint32_t bs)
+{
+    const uint8_t *ptr = NULL;
+
+    page_range(job, page, bs, &ptr);
+    return ptr;
+}
+
+static DedupEntry *dedup_slot(const Pipeline *p, uint64_t hash)
+{
+    return &p->dedup[kdump_dedup_slot(hash)];
+}
+
+/* Compress one page into out; raw when compression does not make it smaller. */
+static void encode_page(PageCodec *codec, DumpFormat format, const uint8_t *page, uint32_t bs,
+                        uint8_t *out, uint32_t *size, uint32_t *flags)
+{
+    size_t n = page_codec_compress(codec, page, bs, out);
+
+    if (n) {
+        *size = (uint32_t)n;
+        *flags = page_codec_flag(format);
+    } else {
+        memcpy(out, page, bs);
+        *size = bs;
+        *flags = 0;
+    }
+}
+
+/* Will the writer find an identical page before this one? A hint only: an
+ * earlier page of this batch, or one the writer has already recorded. */
+static bool seen_before(const Pipeline *p, const Batch *b, const guint16 *seen,
+                        uint64_t first, guint i, const uint8_t *page)
+{
+    uint32_t bs = p->page_size;
+    guint j = seen[b->hashes[i] >> 58];
+
+    if (j && b->hashes[j - 1] == b->hashes[i] &&
+        memcmp(page_ptr(p->job, first + j - 1, bs), page, bs) == 0) {
+        return true;
+    }
+    const DedupEntry *e = dedup_slot(p, b->hashes[i]);
+    uint64_t q = __atomic_load_n(&e->page, __ATOMIC_ACQUIRE);
+    return q && memcmp(page_ptr(p->job, q - 1, bs), page, bs) == 0;
+}
+
 static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, Batch *b,
                            uint64_t index)
 {
     uint32_t bs = p->page_size;
     uint64_t first = index * BATCH_PAGES;
     uint64_t total = count_pages(p->job, bs);
+    guint16 seen[BATCH_SEEN] = { 0 };      /* hash bucket -> batch index + 1 */
 
     b->npages = (guint)MIN(BATCH_PAGES, total - first);
     b->data_len = 0;
     for (guint i = 0; i < b->npages; i++) {
         const uint8_t *page;
         const DumpRange *r = page_range(p->job, first + i, bs, &page);
-        uint8_t *out = b->data + b->data_len;
         if (zeromap_page_is_zero(zm, page, bs, r->anonymous && bs == 4096)) {
-            b->sizes[i] = 0;
-            b->flags[i] = 0;
+            b->kinds[i] = PAGE_ZERO;
             continue;
         }
-        size_t n = page_codec_compress(codec, page, bs, out);
-        if (n) {
-            b->sizes[i] = (uint32_t)n;
-            b->flags[i] = page_codec_flag(p->job->format);
-        } else {
-            memcpy(out, page, bs);
-            b->sizes[i] = bs;
-            b->flags[i] = 0;
+        if (p->dedup) {
+            b->hashes[i] = dump_page_hash(page, bs);
+            if (seen_before(p, b, seen, first, i, page)) {
+                b->kinds[i] = PAGE_REPEAT;
+                continue;
+            }
+            seen[b->hashes[i] >> 58] = (guint16)(i + 1);
         }
+        b->kinds[i] = PAGE_DATA;
+        encode_page(codec, p->job->format, page, bs, b->data + b->data_len, &b->sizes[i],
+                    &b->flags[i]);
         b->data_len += b->sizes[i];
     }
 }
@@ -362,11 +436,16 @@ static bool pipeline_start(Pipeline *p, DumpJob *job, uint64_t pages, GError **e
     p->nbatches = (pages + BATCH_PAGES - 1) / BATCH_PAGES;
     g_mutex_init(&p->lock);
     g_cond_init(&p->cond);
-    p->nslots = 2 * threads;
+    /* enough batches in flight that workers keep going while this thread sits in a
+     * slow write (4 MiB into the page cache can take 15 ms here) */
+    p->nslots = 8 * threads;
     p->slots = g_new0(Batch, p->nslots);
     for (guint i = 0; i < p->nslots; i++) {
         p->slots[i].data = g_malloc((size_t)BATCH_PAGES * page_codec_bound(job->format,
                                                                            p->page_size));
+    }
+    if (job->dedup) {
+        p->dedup = g_new0(DedupEntry, KDUMP_DEDUP_SLOTS);    /* 1.5 MiB */
     }
     p->workers = g_ptr_array_new();
     for (guint i = 0; i < threads; i++) {
@@ -386,6 +465,7 @@ static void pipeline_free(Pipeline *p)
         g_free(p->slots[i].data);
     }
     g_free(p->slots);
+    g_free(p->dedup);
     if (p->workers) {
         g_ptr_array_free(p->workers, TRUE);
     }
@@ -455,13 +535,65 @@ static bool desc_add(DumpJob *job, DescWriter *d, uint64_t offset, uint32_t size
     return ++d->count < DESC_BUFFER_ENTRIES || desc_flush(job, d, errp);
 }
 
+/* What the writer keeps between batches. */
+typedef struct PageWriter {
+    DescWriter desc;
+    uint64_t data_off;         /* file offset of the next page's bytes */
+    PageCodec *codec;          /* for hinted repeats the writer does not confirm */
+    uint8_t *scratch;
+} PageWriter;
+
+/* The descriptor and bytes of page `index` (batch page i, bytes at `src` when
+ * a worker encoded it). Decided here, in page order, so output is deterministic. */
+static bool write_page(Pipeline *p, PageWriter *w, const Batch *b, guint i, uint64_t index,
+                       const uint8_t *src, const KdumpLayout *l, GError **errp)
+{
+    DumpJob *job = p->job;
+    uint32_t bs = l->block_size, size = b->sizes[i], flags = b->flags[i];
+    const uint8_t *page = page_ptr(job, index, bs);
+    DedupEntry *e = p->dedup ? dedup_slot(p, b->hashes[i]) : NULL;
+
+    if (b->kinds[i] == PAGE_ZERO) {
+        return desc_add(job, &w->desc, l->off_zero_page, bs, 0, errp);
+    }
+    if (e && e->page && e->hash == b->hashes[i] && memcmp(page_ptr(job, e->page - 1, bs),
+                                                           page, bs) == 0) {
+        return desc_add(job, &w->desc, e->offset, e->size, e->flags, errp);
+    }
+    if (b->kinds[i] == PAGE_REPEAT) {
+        /* the earlier copy the worker saw has been replaced since: encode it here */
+        if (!w->codec) {
+            w->codec = page_codec_new(job->format, errp);
+            w->scratch = g_malloc(page_codec_bound(job->format, bs));
+            if (!w->codec) {
+                return false;
+            }
+        }
+        encode_page(w->codec, job->format, page, bs, w->scratch, &size, &flags);
+        src = w->scratch;
+    }
+    if (!dump_sink_write(&job->sink, src, size, errp) ||
+        !desc_add(job, &w->desc, w->data_off, size, flags, errp)) {
+        return false;
+    }
+    if (e) {
+        e->hash = b->hashes[i];
+        e->offset = w->data_off;
+        e->size = size;
+        e->flags = flags;
+        __atomic_store_n(&e->page, index + 1, __ATOMIC_RELEASE);
+    }
+    w->data_off += size;
+    return true;
+}
+
 static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
 {
     Pipeline p = { 0 };
-    DescWriter d = { .buf = g_malloc(DESC_BUFFER_ENTRIES * PAGE_DESC_SIZE),
-                     .next_off = l->off_desc };
+    PageWriter w = { .desc = { .buf = g_malloc(DESC_BUFFER_ENTRIES * PAGE_DESC_SIZE),
+                               .next_off = l->off_desc },
+                     .data_off = l->off_zero_page + l->block_size };
     g_autofree uint8_t *zero = g_malloc0(l->block_size);
-    uint64_t data_off = l->off_zero_page + l->block_size;
     bool ok = dump_sink_seek(&job->sink, l->off_zero_page, errp) &&
               dump_sink_write(&job->sink, zero, l->block_size, errp) &&
               pipeline_start(&p, job, l->pages, errp);
@@ -469,16 +601,12 @@ static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
     for (uint64_t k = 0; ok && k < p.nbatches; k++) {
         Batch *b = pipeline_next(&p, k, errp);
         ok = b != NULL;
+        size_t src = 0;
         for (guint i = 0; ok && i < b->npages; i++) {
-            if (b->sizes[i] == 0) {
-                ok = desc_add(job, &d, l->off_zero_page, l->block_size, 0, errp);
-            } else {
-                ok = desc_add(job, &d, data_off, b->sizes[i], b->flags[i], errp);
-                data_off += b->sizes[i];
-            }
+            ok = write_page(&p, &w, b, i, k * BATCH_PAGES + i, b->data + src, l, errp);
+            src += b->kinds[i] == PAGE_DATA ? b->sizes[i] : 0;
         }
         guint npages = b ? b->npages : 0;
-        ok = ok && dump_sink_write(&job->sink, b->data, b->data_len, errp);
         if (b) {
             pipeline_release(&p, b);
         }
@@ -487,10 +615,12 @@ static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
             ok = !dump_job_check_cancel(job, errp);
         }
     }
-    ok = ok && desc_flush(job, &d, errp);
+    ok = ok && desc_flush(job, &w.desc, errp);
     pipeline_stop(&p);
     pipeline_free(&p);
-    g_free(d.buf);
+    g_free(w.desc.buf);
+    g_free(w.scratch);
+    page_codec_free(w.codec);
     return ok;
 }
 

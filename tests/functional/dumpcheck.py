@@ -551,16 +551,21 @@ def files_equal(a, b):
 
 def make_mem_file(path, size, seed=7, zero_below=0):
     """A guest RAM backing file (-mem-path) with deterministic content: zero pages,
-    compressible text pages and incompressible random pages (all zero below zero_below)."""
+    compressible text pages, incompressible random pages, and repeats — pages of 0xcc
+    (Linux's poison for freed init memory) and copies of one random page (all zero
+    below zero_below)."""
     import random
     r = random.Random(seed)
     buf = bytearray(size)
+    shared = r.randbytes(PAGE)
     for pfn in range(zero_below // PAGE, size // PAGE):
-        kind = r.randrange(4)
-        if kind == 2:
+        kind = r.randrange(10)
+        if kind in (4, 5, 6):
             buf[pfn * PAGE:(pfn + 1) * PAGE] = r.randbytes(PAGE)
-        elif kind == 3:
+        elif kind in (7, 8):
             line = b'minivm page %08x ' % pfn
             buf[pfn * PAGE:(pfn + 1) * PAGE] = (line * (PAGE // len(line) + 1))[:PAGE]
+        elif kind == 9:
+            buf[pfn * PAGE:(pfn + 1) * PAGE] = b'\xcc' * PAGE if pfn % 2 else shared
     Path(path).write_bytes(buf)
     return path

@@ -3,6 +3,7 @@ snappy and zstd; checked with libkdumpfile, makedumpfile -R, crash and our own p
 the diskdump layout (FORMATS.md section 5) against pmemsave of the same paused guest."""
 import math
 import os
+from collections import Counter
 import re
 import shutil
 import zlib
@@ -132,15 +133,20 @@ def test_bitmaps_and_page_descriptors(paused, fmt):
                   for d in (kd.desc(p) for p in range(npages) if mem.zero(p))}
     assert zero_descs == {(kd.data_offset, PAGE, 0, 0)}
     assert kd.data[kd.data_offset:kd.data_offset + PAGE] == bytes(PAGE)
-    # data pages: raw only if they would not compress, packed one after another
+    # data pages: raw only if they would not compress, packed one after another;
+    # a page identical to an earlier one may point at that page's bytes instead
     end = kd.data_offset + PAGE
     checked = {True: 0, False: 0}
+    first = {}
     for pfn in range(npages):
         if mem.zero(pfn):
             continue
         d = kd.desc(pfn)
         assert d['page_flags'] == 0
-        assert d['offset'] == end, (pfn, d, end)
+        earlier = first.setdefault(mem.page(pfn), d)
+        if d['offset'] != end:
+            assert earlier is not d and d == earlier, (pfn, d, end)
+            continue
         end += d['size']
         c = paused['compressible'].get(pfn)
         if pfn not in paused['compressible']:
@@ -206,6 +212,57 @@ def test_thread_count_does_not_change_output(make_vm, tmp_path, fmt):
     mem = MemImage(tmp_path / 'mem')
     pfns = range(size // PAGE)
     assert compare_reader_with_mem(k, mem, pfns) == []
+
+
+def test_repeated_pages_point_at_their_first_copy(make_vm, tmp_path):
+    """Pages identical to an earlier page (0xcc poison, copies of one random page) are
+    stored once; their descriptors share the first copy's bytes. libkdumpfile reads every
+    page back, makedumpfile -R rebuilds the raw file from the flattened one byte for byte,
+    and MINIVM_DUMP_DEDUP=0 writes every copy again into a file larger by exactly them."""
+    size = 32 << 20
+    make_mem_file(tmp_path / 'ram', size)
+    mem = None
+    outs = {}
+    for dedup in ('1', '0'):
+        ram = tmp_path / f'ram{dedup}'
+        shutil.copyfile(tmp_path / 'ram', ram)
+        vm = make_vm('-mem-path', str(ram), mem='32M', smp=SMP, accel='none',
+                     env={'MINIVM_DUMP_DEDUP': dedup})
+        vm.qmp.cmd('stop')
+        for fmt in ('kdump-raw-zlib', 'kdump-zlib'):
+            outs[dedup, fmt] = tmp_path / f'{fmt}-{dedup}'
+            dump(vm.qmp, outs[dedup, fmt], fmt)
+        if mem is None:
+            pmemsave(vm.qmp, tmp_path / 'mem', size)
+            mem = MemImage(tmp_path / 'mem')
+        vm.close()
+    shared, plain = KdumpFile(outs['1', 'kdump-raw-zlib']), KdumpFile(outs['0', 'kdump-raw-zlib'])
+    # each page has new bytes at the end of the data so far, or an earlier copy's
+    copies, end, repeats, repeat_bytes = {}, shared.data_offset + PAGE, 0, 0
+    for pfn in range(size // PAGE):
+        if mem.zero(pfn):
+            continue
+        d = shared.desc(pfn)
+        known = copies.setdefault(mem.page(pfn), [])
+        if d['offset'] == end:
+            end += d['size']
+            known.append(d)
+        else:
+            assert d in known, (pfn, d, known)
+            repeats += 1
+            repeat_bytes += d['size']
+    assert end == len(shared.data)
+    possible = sum(n - 1 for n in Counter(mem.page(p) for p in range(size // PAGE)
+                                          if not mem.zero(p)).values())
+    # a copy is written again only when another page took its slot in the writer's table
+    assert possible > 500 and repeats > 0.9 * possible, (repeats, possible)
+    nonzero = [p for p in range(size // PAGE) if not mem.zero(p)]
+    assert len({plain.desc(p)['offset'] for p in nonzero}) == len(nonzero)
+    assert len(plain.data) == len(shared.data) + repeat_bytes
+    for raw in (outs['1', 'kdump-raw-zlib'], outs['0', 'kdump-raw-zlib']):
+        assert compare_reader_with_mem(kdumpfile_open(raw), mem, range(size // PAGE)) == []
+    rebuilt = reassemble(outs['1', 'kdump-zlib'], tmp_path / 'rebuilt')
+    assert files_equal(rebuilt, outs['1', 'kdump-raw-zlib']) == (True, None)
 
 
 # ---------------------------------------------------------------- HMP and fd:
