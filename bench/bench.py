@@ -174,7 +174,7 @@ def main():
               f'peak RSS above guest RAM {peak / 1024:.1f} MiB')
         if args.scaling and harness.kvm_available():
             print()
-            print('Demo guest scaling (KVM, 2 vCPUs), one run each:')
+            print(f'Demo guest scaling (KVM, 2 vCPUs), median of {args.runs} runs:')
             print()
             print('| GiB | format | s | s/GiB | peak RSS above RAM MiB |')
             print('|---|---|---|---|---|')
@@ -183,7 +183,7 @@ def main():
                     vm.qmp.cmd('stop')
                     for fmt in ('elf', 'kdump-zlib'):
                         out = os.path.join(work, f'scale.{fmt}')
-                        secs, peak = time_dumps(vm.qmp.cmd, fmt, out, 1, vm.proc.pid)
+                        secs, peak = time_dumps(vm.qmp.cmd, fmt, out, args.runs, vm.proc.pid)
                         os.unlink(out)
                         print(f'| {gib} | {fmt} | {secs:.2f} | {secs / gib:.2f} | '
                               f'{peak / 1024:.1f} |', flush=True)

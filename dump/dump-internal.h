@@ -32,6 +32,7 @@ typedef struct DumpSink {
     bool seekable;          /* lseek/pwrite work */
     bool sparse;            /* may leave holes (regular file with nothing after us) */
     bool flattened;         /* makedumpfile flattened records */
+    bool flat_started;      /* the flattened header is written */
     off_t base;             /* file offset where the dump starts */
     uint64_t pos;           /* next sequential offset, relative to base */
     uint64_t end;           /* highest offset written or skipped */

@@ -30,7 +30,8 @@
  * non-blocking: while the reader is not reading, wait in poll() for room or
  * for dump_sink_cancel(), so a stalled reader cannot hold the dump forever.
  */
-static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, GError **errp)
+static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, const char *what,
+                          GError **errp)
 {
     while (n) {
         ssize_t w = writev(sink->fd, iov, n);
@@ -39,7 +40,7 @@ static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, GError **err
                 continue;
             }
             if (errno != EAGAIN) {
-                error_setg_errno(errp, errno, "dump: failed to save memory");
+                error_setg_errno(errp, errno, "%s", what);
                 return false;
             }
             struct pollfd p[2] = { { .fd = sink->fd, .events = POLLOUT },
@@ -67,22 +68,34 @@ static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, GError **err
     return true;
 }
 
-static bool stream_write(DumpSink *sink, const void *data, size_t len, GError **errp)
+#define SAVE_FAILED "dump: failed to save memory"
+
+static bool stream_write(DumpSink *sink, const void *data, size_t len, const char *what,
+                         GError **errp)
 {
     struct iovec iov = { (void *)data, len };
 
-    return stream_writev(sink, &iov, 1, errp);
+    return stream_writev(sink, &iov, 1, what, errp);
 }
 
-static bool flat_write_header(DumpSink *sink, GError **errp)
+/* Written before the first record, by the thread that writes the dump (a detached
+ * dump reports a failure here through DUMP_COMPLETED, as QEMU does). */
+static bool flat_start(DumpSink *sink, GError **errp)
 {
     uint8_t hdr[FLAT_HEADER_SIZE] = { 0 };
     uint64_t type = GUINT64_TO_BE(FLAT_TYPE), version = GUINT64_TO_BE(FLAT_VERSION);
-
+    if (sink->flat_started) {
+        return true;
+    }
     memcpy(hdr, FLAT_SIGNATURE, strlen(FLAT_SIGNATURE));
     memcpy(hdr + 16, &type, 8);
     memcpy(hdr + 24, &version, 8);
-    return stream_write(sink, hdr, sizeof(hdr), errp);
+    if (!stream_write(sink, hdr, sizeof(hdr), "dump: failed to write start flat header",
+                      errp)) {
+        return false;
+    }
+    sink->flat_started = true;
+    return true;
 }
 
 static bool flat_record(DumpSink *sink, const void *data, size_t len, uint64_t off,
@@ -91,7 +104,7 @@ static bool flat_record(DumpSink *sink, const void *data, size_t len, uint64_t o
     int64_t head[2] = { (int64_t)GUINT64_TO_BE(off), (int64_t)GUINT64_TO_BE((uint64_t)len) };
     struct iovec iov[2] = { { head, sizeof(head) }, { (void *)data, len } };
 
-    return stream_writev(sink, iov, 2, errp);
+    return flat_start(sink, errp) && stream_writev(sink, iov, 2, SAVE_FAILED, errp);
 }
 
 static bool direct_eligible(const DumpSink *sink, const void *data, size_t len, off_t off)
@@ -113,7 +126,7 @@ static bool raw_write(DumpSink *sink, const void *data, size_t len, uint64_t off
         return flat_record(sink, data, len, off, errp);
     }
     if (!sink->seekable) {
-        return stream_write(sink, data, len, errp);
+        return stream_write(sink, data, len, SAVE_FAILED, errp);
     }
     if (direct_eligible(sink, data, len, pos)) {
         ssize_t n = pwrite(sink->direct_fd, data, len, pos);
@@ -177,7 +190,7 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
             return false;
         }
     }
-    return !flattened || flat_write_header(sink, errp);
+    return true;
 }
 
 bool dump_sink_flush(DumpSink *sink, GError **errp)
@@ -263,7 +276,8 @@ bool dump_sink_finish(DumpSink *sink, GError **errp)
     }
     if (sink->flattened) {
         int64_t marker[2] = { -1, -1 };
-        return stream_write(sink, marker, sizeof(marker), errp);
+        return flat_start(sink, errp) &&
+               stream_write(sink, marker, sizeof(marker), SAVE_FAILED, errp);
     }
     if (sink->sparse && ftruncate(sink->fd, sink->base + (off_t)sink->end) < 0) {
         error_setg_errno(errp, errno, "dump: failed to set the size of the output");
