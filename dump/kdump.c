@@ -278,7 +278,7 @@ typedef struct Pipeline {
     bool stop;
     GPtrArray *workers;
     GError *error;
-    DedupEntry *dedup;         /* DEDUP_SLOTS entries, or NULL: every page written */
+    DedupEntry *dedup;         /* KDUMP_DEDUP_SLOTS entries, or NULL: every page written */
 } Pipeline;
 
 /* The range holding the page with global index `page` (ranges in order), and its host pointer. */
