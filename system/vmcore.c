@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -929,31 +930,60 @@ static bool elf_open(VmcoreImage *img, GError **errp)
            elf_read_notes(img, notes, keep, errp);
 }
 
-/* Guest RAM for [gpa, gpa+len): the host pointer and how many bytes fit in its block. */
-static uint8_t *guest_span(const GuestMemory *mem, uint64_t gpa, uint64_t len, uint64_t *n)
+/* Guest RAM for [gpa, gpa+len): its block, the host pointer and how many bytes fit. */
+static uint8_t *guest_span(const GuestMemory *mem, uint64_t gpa, uint64_t len, uint64_t *n,
+                           const RamBlock **block)
 {
     for (guint i = 0; i < guest_memory_count(mem); i++) {
         RamBlock *b = guest_memory_block(mem, i);
         if (gpa >= b->gpa && gpa - b->gpa < b->size) {
             *n = MIN(len, b->size - (gpa - b->gpa));
+            *block = b;
             return b->host + (gpa - b->gpa);
         }
     }
     return NULL;
 }
 
+/* Copy src to dst a guest page at a time, leaving out pages that are all zero. */
+static void copy_nonzero_pages(uint8_t *dst, const uint8_t *src, uint64_t len)
+{
+    for (uint64_t off = 0, step; off < len; off += step) {
+        step = MIN(len - off, GUEST_PAGE_SIZE - ((uintptr_t)(dst + off) & (GUEST_PAGE_SIZE - 1)));
+        if (!buffer_is_zero(src + off, step)) {
+            memcpy(dst + off, src + off, step);
+        }
+    }
+}
+
+/* Zero pages of the file are not copied into anonymous RAM (see vmcore_read_memory);
+ * they go through a bounce buffer. */
 static bool elf_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
 {
+    g_autofree uint8_t *bounce = g_malloc(IO_BATCH);
+
     for (guint i = 0; i < img->extents->len; i++) {
         const ElfExtent *e = &g_array_index(img->extents, ElfExtent, i);
         for (uint64_t done = 0, n; done < e->size; done += n) {
-            uint8_t *host = guest_span(mem, e->paddr + done, e->size - done, &n);
+            const RamBlock *b;
+            uint8_t *host = guest_span(mem, e->paddr + done, e->size - done, &n, &b);
             if (!host) {
                 return bad(img, errp, "guest RAM does not cover address 0x%" PRIx64,
                            e->paddr + done);
             }
-            if (!src_read_sparse(img, host, n, e->offset + done, errp)) {
-                return false;
+            if (!b->anonymous) {
+                if (!src_read_sparse(img, host, n, e->offset + done, errp)) {
+                    return false;
+                }
+                continue;
+            }
+            for (uint64_t k = 0, m; k < n; k += m) {
+                m = MIN(IO_BATCH, n - k);
+                memset(bounce, 0, m);               /* holes in the file read as zeros */
+                if (!src_read_sparse(img, bounce, m, e->offset + done + k, errp)) {
+                    return false;
+                }
+                copy_nonzero_pages(host + k, bounce, m);
             }
         }
     }
@@ -1538,8 +1568,21 @@ GBytes *vmcore_guest_note(const VmcoreImage *img)
     return img->guest_note;
 }
 
+/*
+ * Anonymous guest RAM starts zeroed, and pages never written stay absent: they take
+ * no memory, and a later dump knows them to be zero from /proc/self/pagemap without
+ * reading them. So zero pages are never written into it, and it is kept off
+ * transparent huge pages, which would make the zero pages around every written
+ * page present too.
+ */
 bool vmcore_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
 {
+    for (guint i = 0; i < guest_memory_count(mem); i++) {
+        RamBlock *b = guest_memory_block(mem, i);
+        if (b->anonymous && madvise(b->host, b->size, MADV_NOHUGEPAGE) < 0) {
+            /* a kernel without THP: nothing to turn off */
+        }
+    }
     if (img->format == VMCORE_ELF) {
         return elf_read_memory(img, mem, errp);
     }

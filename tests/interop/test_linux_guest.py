@@ -43,6 +43,17 @@ def test_restore_state(restored, small_linux):
     assert len(rips) == 2 and any(r.startswith('ffffffff') for r in rips), regs
 
 
+def test_restore_leaves_zero_pages_absent(restored, small_linux):
+    """Zero pages of the vmcore are not written into guest RAM: minivm's resident memory
+    is about the guest's non-zero pages, not its RAM size (and dumps then find the zero
+    pages through /proc/self/pagemap)."""
+    with open(f'/proc/{restored.proc.pid}/status') as f:
+        rss = next(int(line.split()[1]) for line in f if line.startswith('VmRSS:')) << 10
+    disk = os.stat(small_linux['elf']).st_size
+    assert disk > 500 << 20
+    assert rss < 200 << 20, (rss, disk)
+
+
 def test_baseline_is_a_panic(restored):
     assert 'sysrq triggered crash' in restored.baseline
     assert 'sysrq_handle_crash' in restored.baseline
