@@ -97,8 +97,10 @@ PageCodec *page_codec_new(DumpFormat format, GError **errp)
     c->format = base_format(format);
     switch (c->format) {
     case DUMP_FORMAT_KDUMP_ZLIB:
-        c->igzip = g_new(struct isal_zstream, 1);
-        c->igzip_level_buf = g_malloc(IGZIP_LEVEL_BUF_SIZE);
+        /* zeroed: isal_deflate_stateless reads internal state that
+         * isal_deflate_stateless_init leaves alone (valgrind, first page) */
+        c->igzip = g_new0(struct isal_zstream, 1);
+        c->igzip_level_buf = g_malloc0(IGZIP_LEVEL_BUF_SIZE);
         break;
 #if CONFIG_LZO
     case DUMP_FORMAT_KDUMP_LZO:
