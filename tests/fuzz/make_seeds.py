@@ -6,7 +6,8 @@
 QMP and HMP seeds are written from the lists below. vmcore seeds are real dumps,
 kept small (< 200 KiB each):
   - minivm (-accel none -m 4M): kdump in every format (flattened and raw), ELF
-    filtered with begin/length, with and without paging;
+    filtered with begin/length, with and without paging; kdump files whose pages
+    repeat (descriptors sharing data);
   - QEMU (-m 4 -S, when qemu-system-x86_64 is installed): the same formats;
   - the Linux fixture (tests/fixtures/cache/small/qemu.elf, when built): its
     notes (NT_PRSTATUS, "QEMU" CPU state, VMCOREINFO) with a few pages of RAM,
@@ -234,6 +235,24 @@ def minivm_seeds(build, tmp):
     return res
 
 
+def minivm_repeat_seeds(build, tmp):
+    """kdump files whose descriptors share page data: RAM (a -mem-path file) holding
+    pages of 0xcc and copies of one text page among zero pages."""
+    sock = tmp / 'repeats.sock'
+    ram = tmp / 'repeats.ram'
+    page = (b'minivm repeated page ' * 200)[:4096]
+    pages = [b'\xcc' * 4096 if i % 3 == 0 else page if i % 3 == 1 else bytes(4096)
+             for i in range(24)]
+    ram.write_bytes(bytes(0x100000) + b''.join(pages) + bytes((4 << 20) - 0x100000 - 24 * 4096))
+    res = {}
+
+    def go(q):
+        res.update(dump_set(q, tmp, 'minivm-repeats', [], ['kdump-raw-zlib', 'kdump-lzo']))
+    run_vmm([str(build / 'minivm'), '-accel', 'none', '-m', '4M', '-S', '-mem-path', str(ram),
+             '-qmp', f'unix:{sock},server=on,wait=off'], sock, go)
+    return res
+
+
 def qemu_seeds(tmp):
     qemu = shutil.which('qemu-system-x86_64')
     if not qemu:
@@ -405,6 +424,7 @@ def write_vmcore_seeds(build, fuzz_build, only):
     try:
         files = {}
         files.update(minivm_seeds(build, tmp))
+        files.update(minivm_repeat_seeds(build, tmp))
         files.update(qemu_seeds(tmp))
         lin, _ = linux_seeds(build, tmp)
         files.update(lin)
