@@ -40,6 +40,7 @@
 #define UTS_LEN 65
 #define BATCH_PAGES 256
 #define BATCH_SEEN 64
+#define RING_BYTES (32u << 20)
 #define DESC_BUFFER_ENTRIES 43690            /* ~1 MiB of page descriptors */
 #define BITMAP_CHUNK (1u << 20)
 #define START_KERNEL_MAP 0xffffffff80000000ULL
@@ -436,13 +437,17 @@ static bool pipeline_start(Pipeline *p, DumpJob *job, uint64_t pages, GError **e
     p->nbatches = (pages + BATCH_PAGES - 1) / BATCH_PAGES;
     g_mutex_init(&p->lock);
     g_cond_init(&p->cond);
-    /* enough batches in flight that workers keep going while this thread sits in a
-     * slow write (4 MiB into the page cache can take 15 ms here) */
-    p->nslots = 8 * threads;
+    /* Every stored page is at most a page (raw when compression does not help), but a
+     * codec may write up to its bound before that is known: room for the last one. */
+    size_t slot_bytes = (size_t)(BATCH_PAGES - 1) * p->page_size +
+                        page_codec_bound(job->format, p->page_size);
+    /* Enough batches in flight that workers keep going while this thread sits in a
+     * slow write (4 MiB into the page cache can take 15 ms here), within RING_BYTES
+     * unless the threads need more than one batch each. */
+    p->nslots = MIN(8 * threads, MAX(threads + 2, (guint)(RING_BYTES / slot_bytes)));
     p->slots = g_new0(Batch, p->nslots);
     for (guint i = 0; i < p->nslots; i++) {
-        p->slots[i].data = g_malloc((size_t)BATCH_PAGES * page_codec_bound(job->format,
-                                                                           p->page_size));
+        p->slots[i].data = g_malloc(slot_bytes);
     }
     if (job->dedup) {
         p->dedup = g_new0(DedupEntry, KDUMP_DEDUP_SLOTS);    /* 1.5 MiB */

@@ -3,7 +3,7 @@
 # missing, with one 'apt-get update' first.
 #   scripts/deps.sh build|demo|check|bench|fuzz
 set -e
-build="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev libisal-dev
+build="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev libdeflate-dev
        liblzo2-dev libsnappy-dev libzstd-dev python3"
 readers="python3-pytest python3-libkdumpfile python3-drgn gdb elfutils binutils valgrind crash
          makedumpfile socat"

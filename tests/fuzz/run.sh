@@ -82,7 +82,7 @@ write_ninja() {
         >/dev/null || die "cannot generate minivm's sources in $BUILD"
     { read -r cflags; read -r srcs; } < <(core_sources)
     [ -n "$srcs" ] || die "no libminivm-core sources in $BUILD/compile_commands.json"
-    pkgs="glib-2.0 gio-unix-2.0 json-glib-1.0 zlib libisal"
+    pkgs="glib-2.0 gio-unix-2.0 json-glib-1.0 zlib libdeflate"
     for p in libzstd snappy; do pkg-config --exists "$p" && pkgs="$pkgs $p"; done
     libs="$(pkg-config --libs $pkgs)"
     grep -q 'CONFIG_LZO 1' "$BUILD/config.h" && libs="$libs -llzo2"
