@@ -555,11 +555,13 @@ static bool write_page(Pipeline *p, PageWriter *w, const Batch *b, guint i, uint
 {
     DumpJob *job = p->job;
     uint32_t bs = l->block_size, size = b->sizes[i], flags = b->flags[i];
+
     if (b->kinds[i] == PAGE_ZERO) {
         return desc_add(job, &w->desc, l->off_zero_page, bs, 0, errp);
     }
     const uint8_t *page = page_ptr(job, index, bs);
     DedupEntry *e = p->dedup ? dedup_slot(p, b->hashes[i]) : NULL;
+
     if (e && e->page && e->hash == b->hashes[i] && memcmp(page_ptr(job, e->page - 1, bs),
                                                            page, bs) == 0) {
         return desc_add(job, &w->desc, e->offset, e->size, e->flags, errp);
