@@ -559,11 +559,10 @@ static bool write_page(Pipeline *p, PageWriter *w, const Batch *b, guint i, uint
     if (b->kinds[i] == PAGE_ZERO) {
         return desc_add(job, &w->desc, l->off_zero_page, bs, 0, errp);
     }
-    const uint8_t *page = page_ptr(job, index, bs);
     DedupEntry *e = p->dedup ? dedup_slot(p, b->hashes[i]) : NULL;
 
-    if (e && e->page && e->hash == b->hashes[i] && memcmp(page_ptr(job, e->page - 1, bs),
-                                                           page, bs) == 0) {
+    if (e && e->page && e->hash == b->hashes[i] &&
+        memcmp(page_ptr(job, e->page - 1, bs), page_ptr(job, index, bs), bs) == 0) {
         return desc_add(job, &w->desc, e->offset, e->size, e->flags, errp);
     }
     if (b->kinds[i] == PAGE_REPEAT) {
@@ -575,7 +574,8 @@ static bool write_page(Pipeline *p, PageWriter *w, const Batch *b, guint i, uint
                 return false;
             }
         }
-        encode_page(w->codec, job->format, page, bs, w->scratch, &size, &flags);
+        encode_page(w->codec, job->format, page_ptr(job, index, bs), bs, w->scratch, &size,
+                    &flags);
         src = w->scratch;
     }
     if (!dump_sink_write(&job->sink, src, size, errp) ||
