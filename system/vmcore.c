@@ -945,19 +945,21 @@ static uint8_t *guest_span(const GuestMemory *mem, uint64_t gpa, uint64_t len, u
     return NULL;
 }
 
-/* Copy src to dst a guest page at a time, leaving out pages that are all zero. */
-static void copy_nonzero_pages(uint8_t *dst, const uint8_t *src, uint64_t len)
+/* Copy src to dst a guest page at a time; pages that are all zero are left out
+ * when dst is known to hold zeros already. */
+static void copy_pages(uint8_t *dst, const uint8_t *src, uint64_t len, bool dst_zeroed)
 {
     for (uint64_t off = 0, step; off < len; off += step) {
         step = MIN(len - off, GUEST_PAGE_SIZE - ((uintptr_t)(dst + off) & (GUEST_PAGE_SIZE - 1)));
-        if (!buffer_is_zero(src + off, step)) {
+        if (!dst_zeroed || !buffer_is_zero(src + off, step)) {
             memcpy(dst + off, src + off, step);
         }
     }
 }
 
-/* Zero pages of the file are not copied into anonymous RAM (see vmcore_read_memory);
- * they go through a bounce buffer. */
+/* Through a bounce buffer, so that zero pages (file holes included) are never
+ * written into anonymous RAM (see vmcore_read_memory), and a -mem-path file's old
+ * content under them is overwritten. */
 static bool elf_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
 {
     g_autofree uint8_t *bounce = g_malloc(IO_BATCH);
@@ -971,19 +973,13 @@ static bool elf_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
                 return bad(img, errp, "guest RAM does not cover address 0x%" PRIx64,
                            e->paddr + done);
             }
-            if (!b->anonymous) {
-                if (!src_read_sparse(img, host, n, e->offset + done, errp)) {
-                    return false;
-                }
-                continue;
-            }
             for (uint64_t k = 0, m; k < n; k += m) {
                 m = MIN(IO_BATCH, n - k);
                 memset(bounce, 0, m);               /* holes in the file read as zeros */
                 if (!src_read_sparse(img, bounce, m, e->offset + done + k, errp)) {
                     return false;
                 }
-                copy_nonzero_pages(host + k, bounce, m);
+                copy_pages(host + k, bounce, m, b->anonymous);
             }
         }
     }

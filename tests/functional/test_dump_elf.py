@@ -14,7 +14,7 @@ from dumpcheck import (read_socket_dump, NEED_KVM, PAGE, PT_LOAD, PT_NOTE, NT_PR
                        PipeReader, assert_no_warnings, compare_reader_with_mem, drain, dump,
                        dump_error, event_names, files_equal, gdb_binary, gdb_threads, hmp_registers,
                        kdumpfile_open, kdumpfile_page, kvm_available, pmemsave,  # noqa: F401
-                       prstatus_regs, qemu_note_regs, ram_ranges, run_tool, sample_pfns,
+                       make_mem_file, prstatus_regs, qemu_note_regs, ram_ranges, run_tool, sample_pfns,
                        send_fd, start_filled_vm, status)
 
 MEM = 128 << 20
@@ -532,3 +532,23 @@ def test_four_vcpus_and_a_second_client(make_vm, tmp_path):
         assert (pr['rsp'], pr['rdi']) == (regs[i]['RSP'], regs[i]['RDI'])
     threads, _ = gdb_threads(tmp_path / 'four.elf')
     assert sorted(threads) == [1, 2, 3, 4]
+
+
+def test_restore_over_a_used_mem_path_file(make_vm, tmp_path):
+    """-load-vmcore into -mem-path RAM whose file already holds data: the restored RAM is
+    the vmcore's, also where the ELF has holes (zero runs of 256 KiB or more) and where
+    its pages are zero — nothing of the file's old content shows through."""
+    size = 32 << 20
+    make_mem_file(tmp_path / 'ram', size, zero_below=8 << 20)
+    vm = make_vm('-mem-path', str(tmp_path / 'ram'), mem='32M', accel='none')
+    vm.qmp.cmd('stop')
+    core = tmp_path / 'core.elf'
+    dump(vm.qmp, core)
+    pmemsave(vm.qmp, tmp_path / 'want', size)
+    vm.close()
+    assert os.stat(core).st_blocks * 512 < os.path.getsize(core) - (4 << 20)   # holes
+    (tmp_path / 'old').write_bytes(b'\xaa' * size)
+    vm2 = make_vm('-load-vmcore', str(core), '-mem-path', str(tmp_path / 'old'), mem='32M',
+                  accel='none')
+    pmemsave(vm2.qmp, tmp_path / 'got', size)
+    assert files_equal(tmp_path / 'got', tmp_path / 'want') == (True, None)
