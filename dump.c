@@ -141,25 +141,6 @@ static inline uint64_t load64(const uint8_t *p)
     return v;
 }
 
-bool dump_page_is_zero(const uint8_t *page, size_t size)
-{
-    size_t i = 0;
-
-    for (; i + 64 <= size; i += 64) {
-        if (load64(page + i) | load64(page + i + 8) | load64(page + i + 16) |
-            load64(page + i + 24) | load64(page + i + 32) | load64(page + i + 40) |
-            load64(page + i + 48) | load64(page + i + 56)) {
-            return false;
-        }
-    }
-    for (; i < size; i++) {
-        if (page[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 uint64_t dump_page_hash(const uint8_t *page, size_t size)
 {
     const uint64_t k = 0x9e3779b97f4a7c15ULL;

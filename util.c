@@ -192,3 +192,30 @@ bool parse_uint64(const char *str, uint64_t *out)
     *out = v;
     return true;
 }
+
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+bool buffer_is_zero(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    size_t i = 0;
+
+    for (; i + 64 <= len; i += 64) {
+        if (load64(p + i) | load64(p + i + 8) | load64(p + i + 16) | load64(p + i + 24) |
+            load64(p + i + 32) | load64(p + i + 40) | load64(p + i + 48) | load64(p + i + 56)) {
+            return false;
+        }
+    }
+    for (; i < len; i++) {
+        if (p[i]) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -110,8 +110,6 @@ bool kdump_dump_write(DumpJob *job, GError **errp);
 void dump_job_progress(DumpJob *job, uint64_t bytes);
 bool dump_job_check_cancel(DumpJob *job, GError **errp);
 
-/* True when the 4 KiB page is all zero (word-wise). */
-bool dump_page_is_zero(const uint8_t *page, size_t size);
 /* A 64-bit hash of a page's content (not cryptographic: equal pages are compared). */
 uint64_t dump_page_hash(const uint8_t *page, size_t size);
 

@@ -1,5 +1,6 @@
 #include "zeromap.h"
 #include "dump-internal.h"
+#include "util.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -51,5 +52,5 @@ bool zeromap_page_absent(ZeroMap *z, const void *page)
 bool zeromap_page_is_zero(ZeroMap *z, const uint8_t *page, size_t size, bool anon)
 {
     return (anon && size == 4096 && zeromap_page_absent(z, page)) ||
-           dump_page_is_zero(page, size);
+           buffer_is_zero(page, size);
 }

@@ -48,6 +48,9 @@ GSource *main_context_call(GMainContext *ctx, GSourceFunc fn, gpointer data);
  * or `default_unit` bytes when nonzero (-m 512 means 512 MiB). */
 bool parse_size(const char *str, uint64_t default_unit, uint64_t *out);
 
+/* True when all len bytes at p are zero (64 bytes at a time, any alignment). */
+bool buffer_is_zero(const void *p, size_t len);
+
 /* Parse an integer in C syntax (0x.., 0.., decimal), possibly signed. */
 bool parse_int64(const char *str, int64_t *out);
 bool parse_uint64(const char *str, uint64_t *out);

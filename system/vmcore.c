@@ -161,23 +161,6 @@ static bool range_fits(uint64_t off, uint64_t len, uint64_t size)
     return off <= size && len <= size - off;
 }
 
-static bool buffer_is_zero(const uint8_t *p, size_t len)
-{
-    uint64_t acc = 0;
-    size_t i = 0;
-
-    for (; i + 8 <= len; i += 8) {
-        acc |= get64(p + i);
-        if (acc) {
-            return false;
-        }
-    }
-    for (; i < len; i++) {
-        acc |= p[i];
-    }
-    return acc == 0;
-}
-
 /* ---- the logical file: plain, or reassembled from flattened records ---- */
 
 /* Index of the first record that ends after `off`. */

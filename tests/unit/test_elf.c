@@ -1,6 +1,7 @@
 /* Unit tests for the ELF core writer: layout, notes, memory, PN_XNUM, ELF32. */
 #include "dump/dump-internal.h"
 #include "dump/zeromap.h"
+#include "util.h"
 
 #include <sys/mman.h>
 
@@ -278,16 +279,16 @@ static void test_zero_page(void)
 {
     uint8_t page[4096] = { 0 };
 
-    g_assert_true(dump_page_is_zero(page, sizeof(page)));
+    g_assert_true(buffer_is_zero(page, sizeof(page)));
     for (size_t i = 0; i < sizeof(page); i += 511) {
         page[i] = 1;
-        g_assert_false(dump_page_is_zero(page, sizeof(page)));
+        g_assert_false(buffer_is_zero(page, sizeof(page)));
         page[i] = 0;
     }
     page[4095] = 1;
-    g_assert_false(dump_page_is_zero(page, sizeof(page)));
-    g_assert_true(dump_page_is_zero(page, 4095));
-    g_assert_false(dump_page_is_zero(page + 4090, 6));
+    g_assert_false(buffer_is_zero(page, sizeof(page)));
+    g_assert_true(buffer_is_zero(page, 4095));
+    g_assert_false(buffer_is_zero(page + 4090, 6));
 }
 
 static void test_zeromap(void)
