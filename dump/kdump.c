@@ -20,6 +20,7 @@
  * that will be found there, so the bytes still do not depend on the threads.
  */
 #include "dump-internal.h"
+#include "kdump_format.h"
 #include "zeromap.h"
 #include "compress.h"
 #include "vmcoreinfo.h"
@@ -32,10 +33,6 @@
 #define KDUMP_HEADER_VERSION 6
 #define KDUMP_STATUS_INCOMPLETE 0x8
 #define KDUMP_DUMP_LEVEL 1
-#define KDUMP_HEADER64_SIZE 464
-#define KDUMP_HEADER32_SIZE 452
-#define KDUMP_SUB_HEADER64_SIZE 104
-#define KDUMP_SUB_HEADER32_SIZE 80
 #define PAGE_DESC_SIZE 24
 #define UTS_LEN 65
 #define BATCH_PAGES 256
@@ -46,7 +43,7 @@
 #define START_KERNEL_MAP 0xffffffff80000000ULL
 
 typedef struct KdumpLayout {
-    bool is64;
+    const KdumpFields *fields;   /* x86_64 or i386 layout */
     uint32_t block_size;
     uint32_t status;
     uint64_t max_mapnr;
@@ -64,41 +61,32 @@ typedef struct KdumpLayout {
 
 static void fill_header(uint8_t *b, const KdumpLayout *l, guint ncpus, uint32_t extra_status)
 {
-    /* field offsets: 64-bit layout, or the packed 32-bit one */
-    size_t status = l->is64 ? 424 : 412;
+    const KdumpFields *f = l->fields;
 
     memcpy(b, KDUMP_SIGNATURE, 8);
     dump_put_le(b, 8, KDUMP_HEADER_VERSION, 4);
-    memcpy(b + 12, l->uts, sizeof(l->uts));
+    memcpy(b + KDUMP_UTS_OFFSET, l->uts, sizeof(l->uts));
     /* timestamp stays 0, as QEMU writes it: output must be deterministic */
-    dump_put_le(b, status, l->status | extra_status, 4);
-    dump_put_le(b, status + 4, l->block_size, 4);
-    dump_put_le(b, status + 8, l->sub_hdr_blocks, 4);
-    dump_put_le(b, status + 12, 2 * (l->bitmap_len / l->block_size), 4);
-    dump_put_le(b, status + 16, MIN(l->max_mapnr, UINT32_MAX), 4);
+    dump_put_le(b, f->status, l->status | extra_status, 4);
+    dump_put_le(b, f->block_size, l->block_size, 4);
+    dump_put_le(b, f->sub_hdr_size, l->sub_hdr_blocks, 4);
+    dump_put_le(b, f->bitmap_blocks, 2 * (l->bitmap_len / l->block_size), 4);
+    dump_put_le(b, f->max_mapnr, MIN(l->max_mapnr, UINT32_MAX), 4);
     /* total_ram_blocks, device_blocks, written_blocks, current_cpu stay 0 */
-    dump_put_le(b, status + 36, ncpus, 4);
+    dump_put_le(b, f->nr_cpus, ncpus, 4);
 }
 
 static void fill_sub_header(uint8_t *b, const KdumpLayout *l)
 {
-    if (l->is64) {
-        dump_put_le(b, 0, (uint64_t)l->phys_base, 8);
-        dump_put_le(b, 8, KDUMP_DUMP_LEVEL, 4);
-        dump_put_le(b, 32, l->off_vmcoreinfo, 8);
-        dump_put_le(b, 40, l->size_vmcoreinfo, 8);
-        dump_put_le(b, 48, l->off_note, 8);
-        dump_put_le(b, 56, l->note_size, 8);
-        dump_put_le(b, 96, l->max_mapnr, 8);
-    } else {
-        dump_put_le(b, 0, (uint64_t)l->phys_base, 4);
-        dump_put_le(b, 4, KDUMP_DUMP_LEVEL, 4);
-        dump_put_le(b, 20, l->off_vmcoreinfo, 8);
-        dump_put_le(b, 28, l->size_vmcoreinfo, 4);
-        dump_put_le(b, 32, l->off_note, 8);
-        dump_put_le(b, 40, l->note_size, 4);
-        dump_put_le(b, 72, l->max_mapnr, 8);
-    }
+    const KdumpFields *f = l->fields;
+
+    dump_put_le(b, f->phys_base, (uint64_t)l->phys_base, f->word);
+    dump_put_le(b, f->dump_level, KDUMP_DUMP_LEVEL, 4);
+    dump_put_le(b, f->offset_vmcoreinfo, l->off_vmcoreinfo, 8);
+    dump_put_le(b, f->size_vmcoreinfo, l->size_vmcoreinfo, f->word);
+    dump_put_le(b, f->offset_note, l->off_note, 8);
+    dump_put_le(b, f->size_note, l->note_size, f->word);
+    dump_put_le(b, f->max_mapnr_64, l->max_mapnr, 8);
 }
 
 /* ---- utsname and phys_base from VMCOREINFO ---- */
@@ -182,8 +170,8 @@ static void plan_layout(KdumpLayout *l, const DumpJob *job, size_t note_size)
     const DumpRange *last = &g_array_index(job->ranges, DumpRange, job->ranges->len - 1);
     uint32_t bs = job->arch.page_size;
 
-    l->is64 = job->arch.elf_machine == EM_X86_64;
-    size_t sub_size = l->is64 ? KDUMP_SUB_HEADER64_SIZE : KDUMP_SUB_HEADER32_SIZE;
+    l->fields = job->arch.elf_machine == EM_X86_64 ? &kdump_fields64 : &kdump_fields32;
+    size_t sub_size = l->fields->sub_size;
     l->block_size = bs;
     l->status = page_codec_flag(job->format);
     l->max_mapnr = (last->gpa + last->size) / bs;

@@ -12,6 +12,7 @@
  */
 #include "config.h"
 #include "vmcore.h"
+#include "kdump_format.h"
 #include "util.h"
 
 #include <elf.h>
@@ -972,20 +973,10 @@ static bool elf_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
 /* ---- kdump-compressed ---- */
 
 /* Field offsets of disk_dump_header and kdump_sub_header (FORMATS.md §5.2, §5.3). */
-typedef struct KdumpLayout {
-    unsigned block_size, sub_hdr_size, bitmap_blocks, max_mapnr;
-    unsigned sub_size, offset_note, size_note, size_note_width, max_mapnr_64;
-} KdumpLayout;
-
-static const KdumpLayout kdump_layout64 = { 428, 432, 436, 440, 104, 48, 56, 8, 96 };
-static const KdumpLayout kdump_layout32 = { 416, 420, 424, 428, 80, 32, 40, 4, 72 };
-
-#define KDUMP_HEADER_READ 464
-#define KDUMP_HEADER32_SIZE 452
-#define KDUMP_UTS_MACHINE 272
+#define KDUMP_UTS_MACHINE (KDUMP_UTS_OFFSET + 4 * 65)
 
 typedef struct KdumpHeader {
-    const KdumpLayout *layout;
+    const KdumpFields *layout;
     int32_t version;
     int32_t sub_hdr_size;
     uint32_t bitmap_blocks;
@@ -1003,23 +994,23 @@ static bool kdump_pick_layout(VmcoreImage *img, const uint8_t *h, KdumpHeader *k
                               GError **errp)
 {
     bool x86_64 = strncmp((const char *)h + KDUMP_UTS_MACHINE, "x86_64", 7) == 0;
-    uint32_t bs64 = get32(h + kdump_layout64.block_size);
-    uint32_t bs32 = get32(h + kdump_layout32.block_size);
+    uint32_t bs64 = get32(h + kdump_fields64.block_size);
+    uint32_t bs32 = get32(h + kdump_fields32.block_size);
 
     if (!x86_64 && sane_block_size(bs32)) {
-        kh->layout = &kdump_layout32;
+        kh->layout = &kdump_fields32;
     } else if (sane_block_size(bs64)) {
-        kh->layout = &kdump_layout64;
+        kh->layout = &kdump_fields64;
     } else {
         return bad(img, errp, "kdump block_size %d is not a sane page size", (int32_t)bs64);
     }
-    img->kd.block_size = kh->layout == &kdump_layout32 ? bs32 : bs64;
+    img->kd.block_size = kh->layout == &kdump_fields32 ? bs32 : bs64;
     return true;
 }
 
 static bool kdump_read_header(VmcoreImage *img, KdumpHeader *kh, GError **errp)
 {
-    uint8_t h[KDUMP_HEADER_READ] = { 0 };
+    uint8_t h[KDUMP_HEADER64_SIZE] = { 0 };
 
     if (img->size < KDUMP_HEADER32_SIZE) {
         return bad(img, errp, "truncated kdump header");
@@ -1028,7 +1019,7 @@ static bool kdump_read_header(VmcoreImage *img, KdumpHeader *kh, GError **errp)
         !kdump_pick_layout(img, h, kh, errp)) {
         return false;
     }
-    const KdumpLayout *l = kh->layout;
+    const KdumpFields *l = kh->layout;
     kh->version = (int32_t)get32(h + 8);
     kh->sub_hdr_size = (int32_t)get32(h + l->sub_hdr_size);
     kh->bitmap_blocks = get32(h + l->bitmap_blocks);
@@ -1045,9 +1036,9 @@ static bool kdump_read_header(VmcoreImage *img, KdumpHeader *kh, GError **errp)
 
 static bool kdump_read_subheader(VmcoreImage *img, KdumpHeader *kh, GError **errp)
 {
-    const KdumpLayout *l = kh->layout;
+    const KdumpFields *l = kh->layout;
     uint32_t bs = img->kd.block_size;
-    uint8_t sub[104];
+    uint8_t sub[KDUMP_SUB_HEADER64_SIZE];
 
     if (kh->sub_hdr_size < 1 || (uint64_t)kh->sub_hdr_size * bs > VMCORE_MAX_NOTES + bs) {
         return bad(img, errp, "kdump sub_hdr_size %d is absurd", kh->sub_hdr_size);
@@ -1059,7 +1050,7 @@ static bool kdump_read_subheader(VmcoreImage *img, KdumpHeader *kh, GError **err
         return false;
     }
     kh->offset_note = get64(sub + l->offset_note);
-    kh->size_note = l->size_note_width == 8 ? get64(sub + l->size_note)
+    kh->size_note = l->word == 8 ? get64(sub + l->size_note)
                                             : get32(sub + l->size_note);
     if (kh->version >= 6) {
         kh->max_mapnr = get64(sub + l->max_mapnr_64);

@@ -1,5 +1,7 @@
 /* Unit tests for the kdump-compressed writer: repeated pages, thread counts. */
 #include "dump/dump-internal.h"
+#include "memory.h"
+#include "vmcore.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -70,21 +72,20 @@ static uint8_t *make_ram(void)
     return ram;
 }
 
-static void write_dump(uint8_t *ram, guint threads, bool dedup, Dump *out)
+/* Dump ram as kdump-zlib (raw) into a temporary file; returns its path. */
+static char *write_file(uint8_t *ram, guint threads, bool dedup, bool long_mode)
 {
     X86CPUState cpu = { 0 };
     DumpRange range = { .gpa = 0, .size = (uint64_t)NPAGES * PAGE, .host = ram };
     GArray *ranges = g_array_new(FALSE, FALSE, sizeof(DumpRange));
     DumpJob job = { .format = DUMP_FORMAT_KDUMP_ZLIB, .ranges = ranges, .ncpus = 1,
                     .cpus = &cpu, .threads = threads, .dedup = dedup };
-    g_autofree char *path = NULL;
+    char *path = NULL;
     GError *err = NULL;
-    gchar *data;
-    gsize len;
 
     g_array_append_val(ranges, range);
-    cpu.efer = EFER_LMA | EFER_LME;
-    cpu.cs.flags = SEG_FLAG_L | SEG_FLAG_P;
+    cpu.efer = long_mode ? EFER_LMA | EFER_LME : 0;
+    cpu.cs.flags = long_mode ? SEG_FLAG_L | SEG_FLAG_P : SEG_FLAG_P | SEG_FLAG_DB;
     arch_dump_info(&cpu, range.size, &job.arch);
     int fd = g_file_open_tmp("minivm-kdump-XXXXXX", &path, NULL);
     g_assert_cmpint(fd, >=, 0);
@@ -93,6 +94,15 @@ static void write_dump(uint8_t *ram, guint threads, bool dedup, Dump *out)
     g_assert_no_error(err);
     dump_sink_close(&job.sink);
     g_array_free(ranges, TRUE);
+    return path;
+}
+
+static void write_dump(uint8_t *ram, guint threads, bool dedup, Dump *out)
+{
+    g_autofree char *path = write_file(ram, threads, dedup, true);
+    gchar *data;
+    gsize len;
+
     g_assert_true(g_file_get_contents(path, &data, &len, NULL));
     unlink(path);
 
@@ -188,6 +198,45 @@ static void test_repeated_pages(void)
     g_free(ram);
 }
 
+/* An i386 guest gets the packed 32-bit header layout, and minivm's loader reads the
+ * file back to the same RAM. */
+static void test_i386_layout(void)
+{
+    uint8_t *ram = make_ram();
+    g_autofree char *path = write_file(ram, 2, true, false);
+    gchar *data;
+    gsize len;
+    GError *err = NULL;
+
+    g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+    const uint8_t *f = (const uint8_t *)data;
+    g_assert_cmpuint(get_le(f + 416, 4), ==, PAGE);                  /* block_size */
+    g_assert_cmpuint(get_le(f + 428, 4), ==, NPAGES);                /* max_mapnr */
+    g_assert_cmpuint(get_le(f + 448, 4), ==, 1);                     /* nr_cpus */
+    g_assert_cmpuint(get_le(f + PAGE + 4, 4), ==, 1);                /* dump_level */
+    g_assert_cmpuint(get_le(f + PAGE + 32, 8), ==, PAGE + 80);       /* offset_note */
+    g_assert_cmpuint(get_le(f + PAGE + 72, 8), ==, NPAGES);          /* max_mapnr_64 */
+    g_free(data);
+
+    VmcoreImage *img = vmcore_open(path, &err);
+    g_assert_no_error(err);
+    GuestMemory *mem = guest_memory_new(NULL, &err);
+    g_assert_no_error(err);
+    for (guint i = 0; i < vmcore_block_count(img); i++) {
+        VmcoreBlock b = vmcore_block(img, i);
+        g_assert_nonnull(guest_memory_add(mem, "ram", b.gpa, b.size, &err));
+    }
+    g_assert_true(vmcore_read_memory(img, mem, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(vmcore_cpu_count(img), ==, 1);
+    g_assert_cmpmem(guest_memory_ptr(mem, 0, (uint64_t)NPAGES * PAGE), (gsize)NPAGES * PAGE,
+                    ram, (gsize)NPAGES * PAGE);
+    guest_memory_free(mem);
+    vmcore_close(img);
+    unlink(path);
+    g_free(ram);
+}
+
 static void test_page_hash(void)
 {
     uint8_t a[PAGE] = { 0 }, b[PAGE] = { 0 };
@@ -205,6 +254,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/kdump/repeated-pages", test_repeated_pages);
+    g_test_add_func("/kdump/i386-layout", test_i386_layout);
     g_test_add_func("/kdump/page-hash", test_page_hash);
     return g_test_run();
 }
