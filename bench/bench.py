@@ -123,27 +123,24 @@ def main():
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         vmcore = os.path.join(work, 'qemu.elf')
-        with harness.Minivm('-load-vmcore', vmcore, accel='none', workdir=work) as vm:
-            formats = vm.qmp.cmd('query-dump-guest-memory-capability')['formats']
-            for fmt in formats:
-                out = os.path.join(work, f'minivm.{fmt}')
-                secs, peak = time_dumps(vm.qmp.cmd, fmt, out, args.runs, vm.proc.pid)
-                q = qemu.get(fmt)
-                rows.append((fmt, q[0] if q else None, secs, os.path.getsize(out),
-                             disk_use(out), peak, q[1] if q else None))
-                os.unlink(out)
-                log(f'minivm {fmt}: {secs:.2f} s')
-        # The same dumps writing repeated pages again: what deduplication is worth here.
-        with harness.Minivm('-load-vmcore', vmcore, accel='none', workdir=work,
-                            env={'MINIVM_DUMP_DEDUP': '0'}) as vm:
-            for fmt in ('kdump-zlib', 'kdump-zstd'):
-                out = os.path.join(work, f'minivm-nodedup.{fmt}')
-                secs, peak = time_dumps(vm.qmp.cmd, fmt, out, args.runs, vm.proc.pid)
-                q = qemu.get(fmt)
-                rows.append((fmt + ' (no dedup)', q[0] if q else None, secs,
-                             os.path.getsize(out), disk_use(out), peak, q[1] if q else None))
-                os.unlink(out)
-                log(f'minivm {fmt} without deduplication: {secs:.2f} s')
+
+        def minivm_rows(formats, env, label):
+            """Time minivm's dumps of the restored guest; one table row per format."""
+            with harness.Minivm('-load-vmcore', vmcore, accel='none', workdir=work,
+                                env=env) as vm:
+                for fmt in formats or vm.qmp.cmd('query-dump-guest-memory-capability')[
+                        'formats']:
+                    out = os.path.join(work, f'minivm.{fmt}')
+                    secs, peak = time_dumps(vm.qmp.cmd, fmt, out, args.runs, vm.proc.pid)
+                    q = qemu.get(fmt)
+                    rows.append((fmt + label, q[0] if q else None, secs, os.path.getsize(out),
+                                 disk_use(out), peak, q[1] if q else None))
+                    os.unlink(out)
+                    log(f'minivm {fmt}{label}: {secs:.2f} s')
+
+        minivm_rows(None, None, '')
+        # the same dumps writing repeated pages again: what sharing them is worth here
+        minivm_rows(('kdump-zlib', 'kdump-zstd'), {'MINIVM_DUMP_DEDUP': '0'}, ' (no dedup)')
         os.unlink(vmcore)
         print()
         print(f'Linux fixture ({args.ram}, panicked), median of {args.runs} runs:')

@@ -237,11 +237,10 @@ def test_repeated_pages_point_at_their_first_copy(make_vm, tmp_path):
             mem = MemImage(tmp_path / 'mem')
         vm.close()
     shared, plain = KdumpFile(outs['1', 'kdump-raw-zlib']), KdumpFile(outs['0', 'kdump-raw-zlib'])
+    nonzero = [p for p in range(size // PAGE) if not mem.zero(p)]
     # each page has new bytes at the end of the data so far, or an earlier copy's
     copies, end, repeats, repeat_bytes = {}, shared.data_offset + PAGE, 0, 0
-    for pfn in range(size // PAGE):
-        if mem.zero(pfn):
-            continue
+    for pfn in nonzero:
         d = shared.desc(pfn)
         known = copies.setdefault(mem.page(pfn), [])
         if d['offset'] == end:
@@ -252,11 +251,9 @@ def test_repeated_pages_point_at_their_first_copy(make_vm, tmp_path):
             repeats += 1
             repeat_bytes += d['size']
     assert end == len(shared.data)
-    possible = sum(n - 1 for n in Counter(mem.page(p) for p in range(size // PAGE)
-                                          if not mem.zero(p)).values())
+    possible = sum(n - 1 for n in Counter(mem.page(p) for p in nonzero).values())
     # a copy is written again only when another page took its slot in the writer's table
     assert possible > 500 and repeats > 0.9 * possible, (repeats, possible)
-    nonzero = [p for p in range(size // PAGE) if not mem.zero(p)]
     assert len({plain.desc(p)['offset'] for p in nonzero}) == len(nonzero)
     assert len(plain.data) == len(shared.data) + repeat_bytes
     for raw in (outs['1', 'kdump-raw-zlib'], outs['0', 'kdump-raw-zlib']):

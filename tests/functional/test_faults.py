@@ -421,8 +421,9 @@ def failure_series(env, rounds=1):
                 q.wait_event('DUMP_COMPLETED', timeout=60)
             # detached failures: reply {}, then DUMP_COMPLETED with the error
             for fmt in ('elf', 'kdump-snappy'):
-                q.execute('dump-guest-memory', {'paging': False, 'protocol': 'file:/dev/full',
-                                                'detach': True, 'format': fmt})
+                assert q.execute('dump-guest-memory', {
+                    'paging': False, 'protocol': 'file:/dev/full', 'detach': True,
+                    'format': fmt}) == {'return': {}}
                 ev = q.wait_event('DUMP_COMPLETED', timeout=60)
                 assert ev['data']['result']['status'] == 'failed'
             # broken pipe
