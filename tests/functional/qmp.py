@@ -142,8 +142,7 @@ class Minivm:
                                      env={**os.environ, **{k: str(v) for k, v in env.items()}}
                                      if env else None)
         try:
-            self._wait_socket(self.qmp_path)
-            self.qmp = QMPClient(str(self.qmp_path))
+            self.qmp = self.connect()
             if wait_ready and accel == 'kvm' and '-S' not in args and not any(
                     a in args for a in ('-kernel', '-load-vmcore')):
                 self.wait_serial_ready()
@@ -153,14 +152,22 @@ class Minivm:
             self.stderr.close()
             raise
 
-    def _wait_socket(self, path, timeout=30):
+    def connect(self, path=None, negotiate=True, timeout=30):
+        """A QMP client on path once minivm listens there: bind() makes the socket
+        file before listen() runs, so a refused connection is tried again."""
+        path = path or self.qmp_path
         deadline = time.time() + timeout
-        while not Path(path).exists():
+        while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f'minivm exited with {self.proc.returncode}: '
                                    f'{self.stderr_path.read_text()}')
+            if Path(path).exists():
+                try:
+                    return QMPClient(str(path), negotiate=negotiate)
+                except ConnectionRefusedError:
+                    pass
             if time.time() > deadline:
-                raise TimeoutError(f'{path} did not appear')
+                raise TimeoutError(f'{path} did not start listening')
             time.sleep(0.02)
 
     def wait_serial_ready(self, timeout=120):
@@ -172,11 +179,6 @@ class Minivm:
                 return text
             time.sleep(0.05)
         raise TimeoutError('demo guest did not report ready: ' + text)
-
-    def connect(self, path=None, negotiate=True):
-        path = path or self.qmp_path
-        self._wait_socket(path)
-        return QMPClient(str(path), negotiate=negotiate)
 
     def close(self):
         if self.proc.poll() is None:
