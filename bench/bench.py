@@ -3,15 +3,17 @@
 
 1. Boot the Linux fixture (Debian cloud kernel + busybox, tests/fixtures) in QEMU under
    software emulation with --ram of memory, let it panic, keep it paused.
-2. Time QEMU's dump-guest-memory for elf and kdump-zlib (median of --runs).
-3. Restore QEMU's ELF of that paused guest into minivm (-load-vmcore) and time every
-   format minivm writes on the same memory.
-4. Scaling: the demo guest (KVM) at 1, 2, 4 and 8 GiB, elf and kdump-zlib, seconds per GiB.
+2. Restore QEMU's ELF of that paused guest into minivm (-load-vmcore, twice: once with
+   MINIVM_DUMP_DEDUP=0) and, in each of --runs rounds, time QEMU's dump-guest-memory for
+   elf and kdump-zlib and then every format minivm writes on the same memory.
+3. Scaling: the demo guest (KVM) at 1, 2, 4 and 8 GiB, elf and kdump-zlib, seconds per GiB;
+   without KVM, a -mem-path file of the kinds of pages the demo guest writes.
 
-Prints a table: format, QEMU s, minivm s, ratio, output size, disk use, minivm peak RSS
-above guest RAM, s/GiB.
+Prints a table: format, QEMU s, minivm s, ratio, output size, disk use, the memory a dump
+adds to minivm (peak anonymous RSS above what it was before), s/GiB.
 """
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tests' / 'functional'))
 sys.path.insert(0, str(ROOT / 'tests' / 'fixtures'))
 
+import demo_pattern  # noqa: E402
 import linux_fixture as lf  # noqa: E402
 import qmp as harness  # noqa: E402
 
@@ -45,9 +49,31 @@ def rss_kib(pid, field):
     return 0
 
 
-def reset_peak_rss(pid):
-    with open(f'/proc/{pid}/clear_refs', 'w') as f:
-        f.write('5')
+class PeakAnonRss:
+    """The largest anonymous RSS a process adds while the block runs, sampled every 20 ms
+    (in KiB). Anonymous only: a -mem-path guest's RAM is a file mapping whose pages come
+    in as a dump reads them (page cache, not the dump's memory), and restored guest RAM is
+    resident before the dump starts; what a dump allocates is anonymous."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def __enter__(self):
+        self.base = self.peak = rss_kib(self.pid, 'RssAnon')
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, rss_kib(self.pid, 'RssAnon'))
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        self.peak = max(self.peak, rss_kib(self.pid, 'RssAnon'))
+        self.added = self.peak - self.base
 
 
 def boot_qemu_fixture(ram, work, log):
@@ -74,24 +100,29 @@ def boot_qemu_fixture(ram, work, log):
     return proc, qmp
 
 
-def time_dumps(cmd, fmt, out, runs, pid=None):
-    times, peaks = [], []
-    for _ in range(runs):
-        if os.path.exists(out):
-            os.unlink(out)
-        # Let the file system finish writing back and discarding the previous output
-        # (this disk is mounted with online discard) before the clock starts.
-        os.sync()
-        time.sleep(0.5)
-        if pid:
-            reset_peak_rss(pid)
-            base = rss_kib(pid, 'VmRSS')
+def timed_dump(cmd, fmt, out, pid=None):
+    """One dump to a new file: (seconds, memory the dump added in KiB or None, file size,
+    disk use). The file is removed afterwards."""
+    if os.path.exists(out):
+        os.unlink(out)
+    # Let the file system finish writing back and discarding the previous output
+    # (this disk is mounted with online discard) before the clock starts.
+    os.sync()
+    time.sleep(0.5)
+    with PeakAnonRss(pid) if pid else contextlib.nullcontext() as rss:
         t = time.monotonic()
         cmd('dump-guest-memory', paging=False, protocol='file:' + out, format=fmt)
-        times.append(time.monotonic() - t)
-        if pid:
-            peaks.append(rss_kib(pid, 'VmHWM') - base)
-    return statistics.median(times), max(peaks) if peaks else None
+        secs = time.monotonic() - t
+    peak = rss.added if pid else None
+    size, disk = os.path.getsize(out), disk_use(out)
+    os.unlink(out)
+    return secs, peak, size, disk
+
+
+def time_dumps(cmd, fmt, out, runs, pid=None):
+    """Median seconds and largest peak RSS of `runs` dumps."""
+    got = [timed_dump(cmd, fmt, out, pid) for _ in range(runs)]
+    return statistics.median(g[0] for g in got), max(g[1] or 0 for g in got)
 
 
 def main():
@@ -99,91 +130,106 @@ def main():
     ap.add_argument('--build', default='build')
     ap.add_argument('--ram', default='1G')
     ap.add_argument('--runs', type=int, default=3)
-    ap.add_argument('--scaling', default='1,2,4,8', help='demo guest sizes in GiB ("" to skip)')
+    ap.add_argument('--scaling', default='1,2,4,8', help='guest sizes in GiB ("" to skip)')
     args = ap.parse_args()
     harness.MINIVM = (ROOT / args.build / 'minivm').resolve()
     work = tempfile.mkdtemp(prefix='minivm-bench-', dir=os.environ.get('TMPDIR', '/var/tmp'))
     log = lambda msg: print(msg, flush=True)  # noqa: E731
-    rows = []
     try:
         proc, qmp = boot_qemu_fixture(args.ram, work, log)
-        qemu = {}
         try:
-            for fmt in ('elf', 'kdump-zlib'):
-                out = os.path.join(work, f'qemu.{fmt}')
-                secs, _ = time_dumps(lambda n, **a: qmp.cmd(n, timeout=600, **a), fmt, out,
-                                     args.runs)
-                qemu[fmt] = (secs, os.path.getsize(out), disk_use(out))
-                log(f'QEMU {fmt}: {secs:.2f} s')
-            with lf.contextlib.suppress(Exception):
+            def qemu_cmd(name, **a):
+                return qmp.cmd(name, timeout=600, **a)
+            vmcore = os.path.join(work, 'qemu.elf')
+            qemu_cmd('dump-guest-memory', paging=False, protocol='file:' + vmcore)
+            # minivm restores QEMU's ELF of the paused guest, twice: once as it runs, once
+            # writing repeated pages again (what sharing them is worth here). QEMU stays
+            # paused beside them, and every round times QEMU's dumps and then minivm's, so
+            # a change in this machine's speed during the run touches both sides alike.
+            with harness.Minivm('-load-vmcore', vmcore, accel='none', workdir=work) as vm, \
+                    harness.Minivm('-load-vmcore', vmcore, accel='none',
+                                   workdir=os.path.join(work, 'plain'),
+                                   env={'MINIVM_DUMP_DEDUP': '0'}) as plain:
+                os.unlink(vmcore)
+                rows = [(fmt, fmt, vm) for fmt in
+                        vm.qmp.cmd('query-dump-guest-memory-capability')['formats']]
+                rows += [(fmt + ' (no dedup)', fmt, plain) for fmt in ('kdump-zlib', 'kdump-zstd')]
+                qemu_formats = ('elf', 'kdump-zlib')
+                got = {}
+                for r in range(args.runs):
+                    for fmt in qemu_formats:
+                        got.setdefault('QEMU ' + fmt, []).append(
+                            timed_dump(qemu_cmd, fmt, os.path.join(work, 'qemu.out')))
+                    for name, fmt, m in rows:
+                        got.setdefault(name, []).append(
+                            timed_dump(m.qmp.cmd, fmt, os.path.join(work, 'minivm.out'),
+                                       m.proc.pid))
+                    log(f'round {r + 1} of {args.runs}: ' + ', '.join(
+                        f'{name} {runs[-1][0]:.2f} s' for name, runs in got.items()))
+            with contextlib.suppress(Exception):
                 qmp.cmd('quit')
         finally:
             qmp.close()
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        vmcore = os.path.join(work, 'qemu.elf')
-
-        def minivm_rows(formats, env, label):
-            """Time minivm's dumps of the restored guest; one table row per format."""
-            with harness.Minivm('-load-vmcore', vmcore, accel='none', workdir=work,
-                                env=env) as vm:
-                for fmt in formats or vm.qmp.cmd('query-dump-guest-memory-capability')[
-                        'formats']:
-                    out = os.path.join(work, f'minivm.{fmt}')
-                    secs, peak = time_dumps(vm.qmp.cmd, fmt, out, args.runs, vm.proc.pid)
-                    q = qemu.get(fmt)
-                    rows.append((fmt + label, q[0] if q else None, secs, os.path.getsize(out),
-                                 disk_use(out), peak, q[1] if q else None))
-                    os.unlink(out)
-                    log(f'minivm {fmt}{label}: {secs:.2f} s')
-
-        minivm_rows(None, None, '')
-        # the same dumps writing repeated pages again: what sharing them is worth here
-        minivm_rows(('kdump-zlib', 'kdump-zstd'), {'MINIVM_DUMP_DEDUP': '0'}, ' (no dedup)')
-        os.unlink(vmcore)
         print()
-        print(f'Linux fixture ({args.ram}, panicked), median of {args.runs} runs:')
+        print(f'Linux fixture ({args.ram}, panicked), median of {args.runs} interleaved rounds '
+              '(ratio: median of the rounds\' QEMU s / minivm s):')
         print()
         print('| format | QEMU s | minivm s | ratio | size MiB | QEMU size MiB | disk MiB | '
-              'peak RSS above RAM MiB |')
+              'memory added MiB |')
         print('|---|---|---|---|---|---|---|---|')
-        for fmt, qs, ms, size, disk, peak, qsize in rows:
-            q_secs = f'{qs:.2f}' if qs else '-'
-            ratio = f'{qs / ms:.1f}x' if qs else '-'
-            q_size = f'{qsize / MIB:.1f}' if qsize else '-'
-            print(f'| {fmt} | {q_secs} | {ms:.2f} | {ratio} | {size / MIB:.1f} | {q_size} | '
+        for name, fmt, _ in rows:
+            mine, theirs = got[name], got.get('QEMU ' + fmt)
+            secs = statistics.median(g[0] for g in mine)
+            size, disk, peak = mine[-1][2], mine[-1][3], max(g[1] for g in mine)
+            q_secs = ratio = q_size = '-'
+            if theirs:
+                q_secs = f'{statistics.median(g[0] for g in theirs):.2f}'
+                ratio = f'{statistics.median(q[0] / g[0] for q, g in zip(theirs, mine)):.1f}x'
+                q_size = f'{theirs[-1][2] / MIB:.1f}'
+            print(f'| {name} | {q_secs} | {secs:.2f} | {ratio} | {size / MIB:.1f} | {q_size} | '
                   f'{disk / MIB:.1f} | {peak / 1024:.1f} |')
         big = lf.get_fixture('big', log=log)
         with harness.Minivm('-load-vmcore', big['elf'], accel='none', workdir=work) as vm:
             out = os.path.join(work, 'paging.elf')
-            reset_peak_rss(vm.proc.pid)
-            base = rss_kib(vm.proc.pid, 'VmRSS')
-            t = time.monotonic()
-            vm.qmp.cmd('dump-guest-memory', paging=True, protocol='file:' + out)
-            secs = time.monotonic() - t
-            peak = rss_kib(vm.proc.pid, 'VmHWM') - base
+            with PeakAnonRss(vm.proc.pid) as rss:
+                t = time.monotonic()
+                vm.qmp.cmd('dump-guest-memory', paging=True, protocol='file:' + out)
+                secs = time.monotonic() - t
+            peak = rss.added
             loads = subprocess.run(['readelf', '-l', '-W', out], capture_output=True,
                                    text=True).stdout.count('LOAD')
             os.unlink(out)
         print()
         print(f'paging=true ELF of the 4 GiB Linux fixture: {secs:.2f} s, {loads} PT_LOADs, '
-              f'peak RSS above guest RAM {peak / 1024:.1f} MiB')
-        if args.scaling and harness.kvm_available():
+              f'memory added {peak / 1024:.1f} MiB')
+        if args.scaling:
+            kvm = harness.kvm_available()
             print()
-            print(f'Demo guest scaling (KVM, 2 vCPUs), median of {args.runs} runs:')
+            print(f'Scaling, median of {args.runs} runs: ' + (
+                'the demo guest (KVM, 2 vCPUs)' if kvm else
+                'no KVM here, so -accel none over a -mem-path file of the kinds of pages '
+                'the demo guest writes (zero, text, random, repeated)') + ':')
             print()
-            print('| GiB | format | s | s/GiB | peak RSS above RAM MiB |')
+            print('| GiB | format | s | s/GiB | memory added MiB |')
             print('|---|---|---|---|---|')
             for gib in (int(x) for x in args.scaling.split(',')):
-                with harness.Minivm(mem=f'{gib}G', smp=2, workdir=work) as vm:
+                extra = ()
+                if not kvm:
+                    ram = os.path.join(work, 'guest-ram')
+                    demo_pattern.make_mem_file(ram, gib << 30, zero_below=demo_pattern.FILL_START)
+                    extra = ('-mem-path', ram)
+                with harness.Minivm(*extra, mem=f'{gib}G', smp=2, workdir=work) as vm:
                     vm.qmp.cmd('stop')
                     for fmt in ('elf', 'kdump-zlib'):
-                        out = os.path.join(work, f'scale.{fmt}')
-                        secs, peak = time_dumps(vm.qmp.cmd, fmt, out, args.runs, vm.proc.pid)
-                        os.unlink(out)
+                        secs, peak = time_dumps(vm.qmp.cmd, fmt, os.path.join(work, 'scale.out'),
+                                                args.runs, vm.proc.pid)
                         print(f'| {gib} | {fmt} | {secs:.2f} | {secs / gib:.2f} | '
                               f'{peak / 1024:.1f} |', flush=True)
+                if extra:
+                    os.unlink(extra[1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -5,6 +5,7 @@ with a real reader, and print a table."""
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import demo_pattern  # noqa: E402
 from qmp import Minivm, kvm_available  # noqa: E402
 
 RAM = 1 << 30
+SMP = 2
 SAMPLE_PAGES = 3000
 
 
@@ -46,9 +48,11 @@ def check_elf(path, raw, tmp):
         return 'readelf FAILED'
     g = subprocess.run(['gdb', '-batch', '-nx', '-ex', 'info threads', '-c', str(path)],
                        capture_output=True, text=True)
-    threads = sum(1 for line in g.stdout.splitlines() if line.lstrip('* ').split()[1:2] == ['LWP'])
+    # rows of the 'info threads' table: '* 1    LWP 1   ...' (not gdb's '[New LWP 1]' lines)
+    threads = len(re.findall(r'^\*?\s*\d+\s+LWP\s', g.stdout, re.M))
     bad = check_pages(path, raw)
-    return f'readelf ok, gdb {threads} threads, libkdumpfile {"ok" if not bad else f"{bad} BAD pages"}'
+    gdb = f'gdb {threads} threads' + ('' if threads == SMP else f' (not {SMP}: FAILED)')
+    return f'readelf ok, {gdb}, libkdumpfile {"ok" if not bad else f"{bad} BAD pages"}'
 
 
 def check_kdump(path, raw, tmp, flattened):
@@ -75,12 +79,17 @@ def main():
     os.environ['MINIVM_BUILD'] = str((ROOT / args.build).resolve())
     import qmp
     qmp.MINIVM = Path(os.environ['MINIVM_BUILD']) / 'minivm'
-    if not kvm_available():
-        print('demo: /dev/kvm is not available here; running on -accel none '
-              '(the guest does not execute, memory stays zero)')
     tmp = tempfile.mkdtemp(prefix='minivm-demo-', dir=os.environ.get('TMPDIR', '/var/tmp'))
+    args = ()
+    if not kvm_available():
+        print('demo: /dev/kvm is not available here, so the demo guest cannot run: minivm '
+              'runs with -accel none over a -mem-path file of the kinds of pages it fills '
+              'RAM with (zero, text, random, repeated)')
+        ram = demo_pattern.make_mem_file(Path(tmp) / 'guest-ram', RAM,
+                                         zero_below=demo_pattern.FILL_START)
+        args = ('-mem-path', str(ram))
     t0 = time.time()
-    with Minivm(mem='1G', smp=2, workdir=tmp) as vm:
+    with Minivm(*args, mem='1G', smp=SMP, workdir=tmp) as vm:
         if vm.accel == 'kvm':
             print(vm.serial_path.read_text().strip())
             print(f'demo guest ready in {time.time() - t0:.1f} s')

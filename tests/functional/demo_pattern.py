@@ -1,4 +1,6 @@
-"""The demo guest's page contents, recomputed (a port of guest/demo_pattern.h)."""
+"""The demo guest's page contents, recomputed (a port of guest/demo_pattern.h), and a
+stand-in for its RAM where it cannot run (no KVM): a -mem-path file of such pages."""
+import random
 import struct
 
 MASK = (1 << 64) - 1
@@ -51,3 +53,31 @@ def expected_page(pfn, seed=SEED):
     if kind == 3:
         return random_page(pfn, seed)
     return ZERO_PAGE
+
+
+def make_mem_file(path, size, seed=7, zero_below=0):
+    """A guest RAM backing file (-mem-path) with deterministic content: zero pages,
+    compressible text pages, incompressible random pages, and repeats — pages of 0xcc
+    (Linux's poison for freed init memory) and copies of one random page (all zero
+    below zero_below). Written a chunk at a time: sizes of many GiB fit."""
+    page = len(ZERO_PAGE)
+    r = random.Random(seed)
+    shared = r.randbytes(page)
+    chunk = bytearray()
+    with open(path, 'wb') as f:
+        for pfn in range(size // page):
+            kind = r.randrange(10) if pfn >= zero_below // page else 0
+            if kind in (4, 5, 6):
+                chunk += r.randbytes(page)
+            elif kind in (7, 8):
+                line = b'minivm page %08x ' % pfn
+                chunk += (line * (page // len(line) + 1))[:page]
+            elif kind == 9:
+                chunk += b'\xcc' * page if pfn % 2 else shared
+            else:
+                chunk += ZERO_PAGE
+            if len(chunk) >= 1 << 20:
+                f.write(chunk)
+                chunk.clear()
+        f.write(chunk)
+    return path

@@ -18,6 +18,7 @@ import pytest
 
 from qmp import Minivm, QMPError, kvm_available  # noqa: F401  (re-exported)
 import demo_pattern
+from demo_pattern import make_mem_file  # noqa: F401  (re-exported)
 
 PAGE = 4096
 FILL_START = demo_pattern.FILL_START
@@ -76,8 +77,6 @@ def start_filled_vm(workdir, mem='128M', smp=2):
         return start_vm(mem=mem, smp=smp)
     ram = make_mem_file(Path(workdir) / 'ram', mem_bytes(mem), zero_below=FILL_START)
     return start_vm('-mem-path', str(ram), mem=mem, smp=smp, accel='none')
-
-
 
 
 def read_socket_dump(q, fmt='elf', name='ksock'):
@@ -547,25 +546,3 @@ def files_equal(a, b):
     proc = subprocess.run(['cmp', str(a), str(b)], capture_output=True, text=True, timeout=120)
     assert proc.returncode in (0, 1), proc.stderr
     return (True, None) if proc.returncode == 0 else (False, (proc.stdout + proc.stderr).strip())
-
-
-def make_mem_file(path, size, seed=7, zero_below=0):
-    """A guest RAM backing file (-mem-path) with deterministic content: zero pages,
-    compressible text pages, incompressible random pages, and repeats — pages of 0xcc
-    (Linux's poison for freed init memory) and copies of one random page (all zero
-    below zero_below)."""
-    import random
-    r = random.Random(seed)
-    buf = bytearray(size)
-    shared = r.randbytes(PAGE)
-    for pfn in range(zero_below // PAGE, size // PAGE):
-        kind = r.randrange(10)
-        if kind in (4, 5, 6):
-            buf[pfn * PAGE:(pfn + 1) * PAGE] = r.randbytes(PAGE)
-        elif kind in (7, 8):
-            line = b'minivm page %08x ' % pfn
-            buf[pfn * PAGE:(pfn + 1) * PAGE] = (line * (PAGE // len(line) + 1))[:PAGE]
-        elif kind == 9:
-            buf[pfn * PAGE:(pfn + 1) * PAGE] = b'\xcc' * PAGE if pfn % 2 else shared
-    Path(path).write_bytes(buf)
-    return path

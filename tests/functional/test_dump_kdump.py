@@ -136,7 +136,7 @@ def test_bitmaps_and_page_descriptors(paused, fmt):
     # data pages: raw only if they would not compress, packed one after another;
     # a page identical to an earlier one may point at the bytes of an earlier copy
     # instead (not always the first: another page may have taken its slot in the
-    # writer's table, and the random pages here differ from one run to the next)
+    # writer's table, and then the next copy is written again)
     end = kd.data_offset + PAGE
     checked = {True: 0, False: 0}
     copies = {}
