@@ -6,6 +6,7 @@
 
 #include <string.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* One guest-physical range to dump, clipped by begin/length. */
 typedef struct DumpRange {
@@ -86,6 +87,9 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp);
 bool dump_sink_write(DumpSink *sink, const void *data, size_t len, GError **errp);
 bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off,
                       GError **errp);
+/* Write iov[0..n) (n <= IOV_MAX; the array is consumed) at the current position, straight
+ * from the caller's memory. */
+bool dump_sink_writev(DumpSink *sink, struct iovec *iov, int n, GError **errp);
 /* Continue sequential writes at `off` (seekable or flattened sinks). */
 bool dump_sink_seek(DumpSink *sink, uint64_t off, GError **errp);
 /* Drop buffered, unwritten bytes (after a failure). */

@@ -6,7 +6,7 @@
  * the guest's virtual mappings; those come from two walks of the page tables
  * (count, then emit), streamed, so memory does not grow with the mappings.
  * Memory is streamed from guest RAM in large writes; zero pages become holes
- * on sparse-capable sinks.
+ * on sparse-capable sinks, and pages never touched are never read.
  */
 #include "dump-internal.h"
 #include "zeromap.h"
@@ -14,10 +14,13 @@
 #include "util.h"
 
 #include <elf.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ELF_STREAM_CHUNK (8u << 20)
+#define ELF_STREAM_PIECES 256          /* iovecs in one write (IOV_MAX is 1024) */
 #define ELF_HOLE_MIN (256u << 10)
+#define ELF_ZERO_ALIGN 4096
 
 typedef struct ElfLayout {
     bool is64;
@@ -195,70 +198,98 @@ static bool write_headers(DumpJob *job, const ElfLayout *l, size_t note_size, GE
     return !l->xnum || write_xnum_shdr(job, l, errp);
 }
 
-static bool emit_data(DumpJob *job, const DumpRange *r, uint64_t from, uint64_t to,
-                      GError **errp)
+/*
+ * Guest memory goes out in writes of up to ELF_STREAM_CHUNK gathered from pieces:
+ * runs of guest RAM, and zero runs from one block of zeros. A page that was never
+ * touched is not read: on some kernels reading it allocates it, and a dump must not
+ * grow the guest by its untouched memory.
+ */
+typedef struct ElfStream {
+    DumpJob *job;
+    struct iovec iov[ELF_STREAM_PIECES];
+    int n;
+    size_t len;
+    uint8_t *zeros;            /* ELF_HOLE_MIN zero bytes, block aligned */
+} ElfStream;
+
+static bool stream_flush(ElfStream *s, GError **errp)
 {
-    if (from == to) {
-        return true;
-    }
-    if (!dump_sink_write(&job->sink, r->host + from, to - from, errp)) {
+    size_t len = s->len;
+    bool ok = !s->n || dump_sink_writev(&s->job->sink, s->iov, s->n, errp);
+
+    s->n = 0;
+    s->len = 0;
+    if (!ok) {
         return false;
     }
-    dump_job_progress(job, to - from);
-    return !dump_job_check_cancel(job, errp);
+    dump_job_progress(s->job, len);
+    return !dump_job_check_cancel(s->job, errp);
 }
 
-static bool emit_hole(DumpJob *job, uint64_t len, GError **errp)
+/* Append len bytes of guest RAM at p, or len zero bytes when p is NULL. */
+static bool stream_add(ElfStream *s, const uint8_t *p, uint64_t len, GError **errp)
 {
-    if (!dump_sink_skip_zeros(&job->sink, len, errp)) {
+    while (len) {
+        if ((s->n == ELF_STREAM_PIECES || s->len == ELF_STREAM_CHUNK) &&
+            !stream_flush(s, errp)) {
+            return false;
+        }
+        size_t n = (size_t)MIN(len, ELF_STREAM_CHUNK - s->len);
+        struct iovec *last = s->n ? &s->iov[s->n - 1] : NULL;
+        if (!p) {
+            n = MIN(n, ELF_HOLE_MIN);
+            s->iov[s->n++] = (struct iovec){ s->zeros, n };
+        } else if (last && (const uint8_t *)last->iov_base + last->iov_len == p) {
+            last->iov_len += n;
+        } else {
+            s->iov[s->n++] = (struct iovec){ (void *)p, n };
+        }
+        s->len += n;
+        len -= n;
+        p = p ? p + n : NULL;
+    }
+    return true;
+}
+
+/* A zero run: a hole when it is long enough and the sink can leave one, else zeros. */
+static bool stream_zeros(ElfStream *s, uint64_t len, GError **errp)
+{
+    if (!s->job->sink.sparse || len < ELF_HOLE_MIN) {
+        return stream_add(s, NULL, len, errp);
+    }
+    if (!stream_flush(s, errp) || !dump_sink_skip_zeros(&s->job->sink, len, errp)) {
         return false;
     }
-    dump_job_progress(job, len);
-    return !dump_job_check_cancel(job, errp);
+    dump_job_progress(s->job, len);
+    return !dump_job_check_cancel(s->job, errp);
 }
 
 /*
- * Write one range straight from guest RAM. Zero runs of at least ELF_HOLE_MIN
- * become holes on sparse sinks; shorter ones are written with the data around
- * them, so that writes stay large (up to ELF_STREAM_CHUNK) and aligned.
+ * One range. On sparse sinks zero runs of at least ELF_HOLE_MIN become holes and
+ * shorter ones are written with the data around them, so that writes stay large and
+ * aligned; streams get every byte, but untouched pages still come from the zero block.
  */
-static bool write_range(DumpJob *job, const DumpRange *r, ZeroMap *zm, GError **errp)
+static bool write_range(ElfStream *s, const DumpRange *r, ZeroMap *zm, GError **errp)
 {
-    uint64_t data = 0, zero = UINT64_MAX, pos = 0;
+    bool sparse = s->job->sink.sparse;
+    uint64_t zero = UINT64_MAX;           /* start of the zero run being passed over */
 
-    if (!job->sink.sparse) {
-        for (; pos < r->size; pos = MIN(r->size, pos + ELF_STREAM_CHUNK)) {
-            if (!emit_data(job, r, pos, MIN(r->size, pos + ELF_STREAM_CHUNK), errp)) {
-                return false;
-            }
-        }
-        return true;
-    }
-    for (; pos < r->size; pos += MIN(4096, r->size - pos)) {
-        bool is_zero = zeromap_page_is_zero(zm, r->host + pos, MIN(4096, r->size - pos),
-                                            r->anonymous);
+    for (uint64_t pos = 0; pos < r->size; pos += 4096) {
+        size_t step = (size_t)MIN(4096, r->size - pos);
+        const uint8_t *page = r->host + pos;
+        bool is_zero = sparse ? zeromap_page_is_zero(zm, page, step, r->anonymous)
+                              : r->anonymous && zeromap_page_absent(zm, page);
         if (is_zero) {
             zero = MIN(zero, pos);
-        } else if (zero != UINT64_MAX && pos - zero >= ELF_HOLE_MIN) {
-            if (!emit_data(job, r, data, zero, errp) || !emit_hole(job, pos - zero, errp)) {
-                return false;
-            }
-            data = pos;
-            zero = UINT64_MAX;
-        } else {
-            zero = UINT64_MAX;
+            continue;
         }
-        if (zero == UINT64_MAX && pos - data >= ELF_STREAM_CHUNK) {
-            if (!emit_data(job, r, data, pos, errp)) {
-                return false;
-            }
-            data = pos;
+        if ((zero != UINT64_MAX && !stream_zeros(s, pos - zero, errp)) ||
+            !stream_add(s, page, step, errp)) {
+            return false;
         }
+        zero = UINT64_MAX;
     }
-    if (zero != UINT64_MAX && r->size - zero >= ELF_HOLE_MIN) {
-        return emit_data(job, r, data, zero, errp) && emit_hole(job, r->size - zero, errp);
-    }
-    return emit_data(job, r, data, r->size, errp);
+    return zero == UINT64_MAX || stream_zeros(s, r->size - zero, errp);
 }
 
 bool elf_dump_write(DumpJob *job, GError **errp)
@@ -272,14 +303,25 @@ bool elf_dump_write(DumpJob *job, GError **errp)
         !dump_sink_skip_zeros(&job->sink, layout.memory_offset - job->sink.pos, errp)) {
         return false;
     }
+    ElfStream *stream = g_new0(ElfStream, 1);
+    if (posix_memalign((void **)&stream->zeros, ELF_ZERO_ALIGN, ELF_HOLE_MIN)) {
+        error_setg(errp, "dump: out of memory for the output buffer");
+        g_free(stream);
+        return false;
+    }
+    memset(stream->zeros, 0, ELF_HOLE_MIN);
+    stream->job = job;
     dump_sink_enable_direct(&job->sink);
     ZeroMap *zm = g_new(ZeroMap, 1);
     zeromap_init(zm);
     bool ok = true;
     for (guint i = 0; ok && i < job->ranges->len; i++) {
-        ok = write_range(job, &g_array_index(job->ranges, DumpRange, i), zm, errp);
+        ok = write_range(stream, &g_array_index(job->ranges, DumpRange, i), zm, errp);
     }
+    ok = ok && stream_flush(stream, errp);
     zeromap_destroy(zm);
     g_free(zm);
+    free(stream->zeros);
+    g_free(stream);
     return ok && dump_sink_finish(&job->sink, errp);
 }

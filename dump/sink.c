@@ -30,6 +30,21 @@
  * non-blocking: while the reader is not reading, wait in poll() for room or
  * for dump_sink_cancel(), so a stalled reader cannot hold the dump forever.
  */
+/* Drop the first `done` bytes of iov[0..*n); returns the new first segment. */
+static struct iovec *iov_advance(struct iovec *iov, int *n, size_t done)
+{
+    while (*n && done >= iov->iov_len) {
+        done -= iov->iov_len;
+        iov++;
+        (*n)--;
+    }
+    if (*n) {
+        iov->iov_base = (uint8_t *)iov->iov_base + done;
+        iov->iov_len -= done;
+    }
+    return iov;
+}
+
 static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, const char *what,
                           GError **errp)
 {
@@ -55,15 +70,7 @@ static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, const char *
             }
             continue;
         }
-        while (n && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n) {
-            iov->iov_base = (uint8_t *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
+        iov = iov_advance(iov, &n, (size_t)w);
     }
     return true;
 }
@@ -107,16 +114,54 @@ static bool flat_record(DumpSink *sink, const void *data, size_t len, uint64_t o
     return flat_start(sink, errp) && stream_writev(sink, iov, 2, SAVE_FAILED, errp);
 }
 
-static bool direct_eligible(const DumpSink *sink, const void *data, size_t len, off_t off)
+static bool direct_eligible(const DumpSink *sink, const struct iovec *iov, int n, off_t pos)
 {
-    return sink->direct_fd >= 0 &&
-           (((uintptr_t)data | (uintptr_t)len | (uintptr_t)off) & (DIRECT_ALIGN - 1)) == 0;
+    uintptr_t bits = (uintptr_t)pos;
+
+    for (int i = 0; i < n; i++) {
+        bits |= (uintptr_t)iov[i].iov_base | iov[i].iov_len;
+    }
+    return sink->direct_fd >= 0 && (bits & (DIRECT_ALIGN - 1)) == 0;
+}
+
+/* iov[0..n) (len bytes, consumed) to a seekable file at pos: around the page cache
+ * when every piece is block aligned and the file system allows it. */
+static bool seekable_writev(DumpSink *sink, struct iovec *iov, int n, size_t len, off_t pos,
+                            GError **errp)
+{
+    if (direct_eligible(sink, iov, n, pos)) {
+        ssize_t w = pwritev(sink->direct_fd, iov, n, pos);
+        if (w == (ssize_t)len) {
+            return true;
+        }
+        /* EINVAL and friends: the file system refuses O_DIRECT; short writes: finish
+         * through the page cache. Either way, stop using the direct path. */
+        close(sink->direct_fd);
+        sink->direct_fd = -1;
+        if (w > 0) {
+            iov = iov_advance(iov, &n, (size_t)w);
+            pos += w;
+        }
+    }
+    while (n) {
+        ssize_t w = pwritev(sink->fd, iov, n, pos);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error_setg_errno(errp, errno, SAVE_FAILED);
+            return false;
+        }
+        iov = iov_advance(iov, &n, (size_t)w);
+        pos += w;
+    }
+    return true;
 }
 
 static bool raw_write(DumpSink *sink, const void *data, size_t len, uint64_t off,
                       GError **errp)
 {
-    off_t pos = sink->base + (off_t)off;
+    struct iovec iov = { (void *)data, len };
 
     if (!len) {
         return true;
@@ -126,24 +171,36 @@ static bool raw_write(DumpSink *sink, const void *data, size_t len, uint64_t off
         return flat_record(sink, data, len, off, errp);
     }
     if (!sink->seekable) {
-        return stream_write(sink, data, len, SAVE_FAILED, errp);
+        return stream_writev(sink, &iov, 1, SAVE_FAILED, errp);
     }
-    if (direct_eligible(sink, data, len, pos)) {
-        ssize_t n = pwrite(sink->direct_fd, data, len, pos);
-        if (n == (ssize_t)len) {
-            return true;
-        }
-        /* EINVAL and friends: the file system refuses O_DIRECT; short writes: finish
-         * through the page cache. Either way, stop using the direct path. */
-        close(sink->direct_fd);
-        sink->direct_fd = -1;
-        if (n > 0) {
-            data = (const uint8_t *)data + n;
-            len -= (size_t)n;
-            pos += n;
-        }
+    return seekable_writev(sink, &iov, 1, len, sink->base + (off_t)off, errp);
+}
+
+bool dump_sink_writev(DumpSink *sink, struct iovec *iov, int n, GError **errp)
+{
+    uint64_t off = sink->pos;
+    size_t len = 0;
+
+    for (int i = 0; i < n; i++) {
+        len += iov[i].iov_len;
     }
-    return pwrite_full(sink->fd, data, len, pos, errp);
+    if (!dump_sink_flush(sink, errp)) {
+        return false;
+    }
+    sink->pos += len;
+    if (sink->flattened) {
+        for (int i = 0; i < n; off += iov[i].iov_len, i++) {
+            if (!raw_write(sink, iov[i].iov_base, iov[i].iov_len, off, errp)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    sink->end = MAX(sink->end, off + len);
+    if (!sink->seekable) {
+        return stream_writev(sink, iov, n, SAVE_FAILED, errp);
+    }
+    return seekable_writev(sink, iov, n, len, sink->base + (off_t)off, errp);
 }
 
 void dump_sink_enable_direct(DumpSink *sink)
