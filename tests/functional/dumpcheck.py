@@ -109,19 +109,19 @@ def assert_rss_flat(before_kib, after_kib, what, margin_kib=8 * 1024):
     if os.environ.get('MINIVM_SANITIZE'):
         return
     assert after_kib - before_kib <= margin_kib, \
-        f'VmRSS grew from {before_kib} KiB to {after_kib} KiB ({what})'
+        f'RSS grew from {before_kib} KiB to {after_kib} KiB ({what})'
 
 
 def fd_count(pid):
     return len(os.listdir(f'/proc/{pid}/fd'))
 
 
-def vm_rss_kib(pid):
+def vm_rss_kib(pid, field='VmRSS'):
     with open(f'/proc/{pid}/status') as f:
         for line in f:
-            if line.startswith('VmRSS:'):
+            if line.startswith(field + ':'):
                 return int(line.split()[1])
-    raise AssertionError('no VmRSS')
+    raise AssertionError(f'no {field}')
 
 
 def mem_bytes(size):

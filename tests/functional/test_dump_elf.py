@@ -10,7 +10,7 @@ import time
 import pytest
 
 import demo_pattern
-from dumpcheck import (assert_rss_flat, read_socket_dump, NEED_KVM, PAGE, PT_LOAD, PT_NOTE, NT_PRSTATUS, ElfCore, MemImage,
+from dumpcheck import (assert_rss_flat, read_socket_dump, vm_rss_kib, NEED_KVM, PAGE, PT_LOAD, PT_NOTE, NT_PRSTATUS, ElfCore, MemImage,
                        PipeReader, assert_no_warnings, compare_reader_with_mem, drain, dump,
                        dump_error, event_names, files_equal, gdb_binary, gdb_threads, hmp_registers,
                        kdumpfile_open, kdumpfile_page, kvm_available, pmemsave,  # noqa: F401
@@ -534,18 +534,26 @@ def test_four_vcpus_and_a_second_client(make_vm, tmp_path):
     assert sorted(threads) == [1, 2, 3, 4]
 
 
+def core_of_mem_file(make_vm, tmp_path, size, zero_below, want=None):
+    """minivm's ELF of a paused -mem-path guest of make_mem_file pages (its pmemsave to
+    `want` if given)."""
+    make_mem_file(tmp_path / 'ram', size, zero_below=zero_below)
+    vm = make_vm('-mem-path', str(tmp_path / 'ram'), mem=f'{size >> 20}M', accel='none')
+    vm.qmp.cmd('stop')
+    core = tmp_path / 'core.elf'
+    dump(vm.qmp, core)
+    if want:
+        pmemsave(vm.qmp, want, size)
+    vm.close()
+    return core
+
+
 def test_restore_over_a_used_mem_path_file(make_vm, tmp_path):
     """-load-vmcore into -mem-path RAM whose file already holds data: the restored RAM is
     the vmcore's, also where the ELF has holes (zero runs of 256 KiB or more) and where
     its pages are zero — nothing of the file's old content shows through."""
     size = 32 << 20
-    make_mem_file(tmp_path / 'ram', size, zero_below=8 << 20)
-    vm = make_vm('-mem-path', str(tmp_path / 'ram'), mem='32M', accel='none')
-    vm.qmp.cmd('stop')
-    core = tmp_path / 'core.elf'
-    dump(vm.qmp, core)
-    pmemsave(vm.qmp, tmp_path / 'want', size)
-    vm.close()
+    core = core_of_mem_file(make_vm, tmp_path, size, 8 << 20, want=tmp_path / 'want')
     assert os.stat(core).st_blocks * 512 < os.path.getsize(core) - (4 << 20)   # holes
     (tmp_path / 'old').write_bytes(b'\xaa' * size)
     vm2 = make_vm('-load-vmcore', str(core), '-mem-path', str(tmp_path / 'old'), mem='32M',
@@ -554,35 +562,21 @@ def test_restore_over_a_used_mem_path_file(make_vm, tmp_path):
     assert files_equal(tmp_path / 'got', tmp_path / 'want') == (True, None)
 
 
-def anon_rss_kib(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('RssAnon:'):
-                return int(line.split()[1])
-    raise AssertionError('no RssAnon')
-
-
 def test_dump_reads_no_untouched_page(make_vm, tmp_path):
     """A restored guest keeps the vmcore's zero pages untouched (absent). ELF dumps of it, to
     a file and to a socket, write those pages from a block of zeros instead of reading them
     from guest RAM: on some kernels (this machine's 6.18) reading an untouched anonymous page
     allocates it, and a dump would grow the VM by all its zero pages (25 MiB here; 400 MiB
     of a 1 GiB guest filled like the demo guest)."""
-    size = 64 << 20
-    make_mem_file(tmp_path / 'ram', size, zero_below=4 << 20)
-    vm = make_vm('-mem-path', str(tmp_path / 'ram'), mem='64M', accel='none')
-    vm.qmp.cmd('stop')
-    core = tmp_path / 'core.elf'
-    dump(vm.qmp, core)
-    vm.close()
+    core = core_of_mem_file(make_vm, tmp_path, 64 << 20, 4 << 20)
     restored = make_vm('-load-vmcore', str(core), accel='none')
     pid = restored.proc.pid
-    before = anon_rss_kib(pid)
+    before = vm_rss_kib(pid, 'RssAnon')
     again = tmp_path / 'again.elf'
     dump(restored.qmp, again)
-    after_file = anon_rss_kib(pid)
+    after_file = vm_rss_kib(pid, 'RssAnon')
     streamed = read_socket_dump(restored.qmp)
-    after_stream = anon_rss_kib(pid)
+    after_stream = vm_rss_kib(pid, 'RssAnon')
     for what, kib in (('file', after_file), ('socket', after_stream)):
         assert_rss_flat(before, kib, f'ELF dump to a {what}', margin_kib=8 * 1024)
     # the same bytes: holes and zero blocks read back as the zeros they stand for
