@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 GuestMemory *guest_memory_new(const char *mem_path, GError **errp)
@@ -57,8 +58,16 @@ static uint8_t *map_block(GuestMemory *mem, uint64_t size, uint64_t *offset, GEr
         p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     } else {
+        /* Grow the file to hold this block, never shrink it: the blocks follow each
+         * other in the file, and a file made to hold all of RAM keeps its contents. */
+        struct stat st;
         *offset = mem->file_used;
-        if (ftruncate(mem->fd, (off_t)(mem->file_used + size)) < 0) {
+        if (fstat(mem->fd, &st) < 0) {
+            error_setg_errno(errp, errno, "can't stat backing store for guest RAM");
+            return NULL;
+        }
+        if ((uint64_t)st.st_size < mem->file_used + size &&
+            ftruncate(mem->fd, (off_t)(mem->file_used + size)) < 0) {
             error_setg_errno(errp, errno, "can't resize backing store for guest RAM");
             return NULL;
         }

@@ -178,8 +178,8 @@ def dump_error(q, **args):
     return reply['error']
 
 
-def pmemsave(q, path, size):
-    out = q.hmp('pmemsave 0 %d %s' % (size, path))
+def pmemsave(q, path, size, addr=0):
+    out = q.hmp('pmemsave %d %d %s' % (addr, size, path))
     assert out.strip() == '', out
     assert os.path.getsize(path) == size
 

@@ -583,3 +583,23 @@ def test_dump_reads_no_untouched_page(make_vm, tmp_path):
     assert files_equal(again, core) == (True, None)
     with open(again, 'rb') as f:
         assert f.read() == streamed
+
+
+def test_mem_path_file_keeps_what_lies_past_the_first_block(make_vm, tmp_path):
+    """-m above 3 GiB has two RAM blocks (below and above 4 GiB), one after the other in the
+    -mem-path file. A file that already holds all of RAM keeps its contents: setting up the
+    first block once cut the file to 3 GiB, so the high block read zeros. (Sparse file: no
+    disk is used.)"""
+    size = 4608 << 20                      # 3 GiB at 0, 1.5 GiB at 4 GiB
+    mark = 3584 << 20                      # file offset -> guest-physical 4.5 GiB
+    page = bytes(range(256)) * (PAGE // 256)
+    ram = tmp_path / 'ram'
+    with open(ram, 'wb') as f:
+        f.truncate(size)
+        f.seek(mark)
+        f.write(page)
+    vm = make_vm('-mem-path', str(ram), mem='4608M', accel='none')
+    vm.qmp.cmd('stop')
+    assert os.path.getsize(ram) == size
+    pmemsave(vm.qmp, tmp_path / 'got', PAGE, addr=mark - (3 << 30) + (4 << 30))
+    assert (tmp_path / 'got').read_bytes() == page
