@@ -143,7 +143,9 @@ def scaling_guest(gib, kvm, work):
         vm.qmp.cmd('dump-guest-memory', paging=False, protocol='file:' + core)
     os.unlink(ram)
     try:
-        with harness.Minivm('-load-vmcore', core, accel='none', workdir=work) as vm:
+        # restoring GiBs of data takes a while before the monitor listens
+        with harness.Minivm('-load-vmcore', core, accel='none', workdir=work,
+                            start_timeout=600) as vm:
             os.unlink(core)
             yield vm
     finally:

@@ -115,7 +115,7 @@ class Minivm:
     """A minivm process with one QMP socket (more on request) and a serial log."""
 
     def __init__(self, *args, accel=None, mem='128M', smp=1, extra_qmp=0, hmp=False,
-                 workdir=None, wait_ready=True, env=None):
+                 workdir=None, wait_ready=True, env=None, start_timeout=30):
         self.dir = Path(workdir or tempfile.mkdtemp(prefix='minivm-test-'))
         self.own_dir = workdir is None
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +142,7 @@ class Minivm:
                                      env={**os.environ, **{k: str(v) for k, v in env.items()}}
                                      if env else None)
         try:
-            self.qmp = self.connect()
+            self.qmp = self.connect(timeout=start_timeout)
             if wait_ready and accel == 'kvm' and '-S' not in args and not any(
                     a in args for a in ('-kernel', '-load-vmcore')):
                 self.wait_serial_ready()
