@@ -25,11 +25,6 @@
 #define FLAT_TYPE 1
 #define FLAT_VERSION 1
 
-/*
- * Write everything to a stream (pipe, socket, or a flattened file). The fd is
- * non-blocking: while the reader is not reading, wait in poll() for room or
- * for dump_sink_cancel(), so a stalled reader cannot hold the dump forever.
- */
 /* Drop the first `done` bytes of iov[0..*n); returns the new first segment. */
 static struct iovec *iov_advance(struct iovec *iov, int *n, size_t done)
 {
@@ -45,6 +40,11 @@ static struct iovec *iov_advance(struct iovec *iov, int *n, size_t done)
     return iov;
 }
 
+/*
+ * Write everything to a stream (pipe, socket, or a flattened file). The fd is
+ * non-blocking: while the reader is not reading, wait in poll() for room or
+ * for dump_sink_cancel(), so a stalled reader cannot hold the dump forever.
+ */
 static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, const char *what,
                           GError **errp)
 {
