@@ -51,13 +51,12 @@ void error_prepend(GError **errp, const char *fmt, ...)
     g_prefix_error(errp, "%s", prefix);
 }
 
-/* off < 0: sequential write() at the file position; else pwrite() at off. */
-static bool write_all(int fd, const void *buf, size_t len, off_t off, GError **errp)
+bool write_full(int fd, const void *buf, size_t len, GError **errp)
 {
     const uint8_t *p = buf;
 
     while (len) {
-        ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
+        ssize_t n = write(fd, p, len);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -67,21 +66,8 @@ static bool write_all(int fd, const void *buf, size_t len, off_t off, GError **e
         }
         p += n;
         len -= (size_t)n;
-        if (off >= 0) {
-            off += n;
-        }
     }
     return true;
-}
-
-bool write_full(int fd, const void *buf, size_t len, GError **errp)
-{
-    return write_all(fd, buf, len, -1, errp);
-}
-
-bool pwrite_full(int fd, const void *buf, size_t len, off_t off, GError **errp)
-{
-    return write_all(fd, buf, len, off, errp);
 }
 
 bool pread_full(int fd, void *buf, size_t len, off_t off, const char *what, GError **errp)

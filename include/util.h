@@ -34,7 +34,6 @@ void error_prepend(GError **errp, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 /* write()/pwrite() all of buf, retrying on EINTR and short writes. */
 bool write_full(int fd, const void *buf, size_t len, GError **errp);
-bool pwrite_full(int fd, const void *buf, size_t len, off_t off, GError **errp);
 /* Read exactly len bytes at off; a short file is an error naming `what`. */
 bool pread_full(int fd, void *buf, size_t len, off_t off, const char *what, GError **errp);
 
