@@ -32,7 +32,7 @@ void error_setg_errno(GError **errp, int err, const char *fmt, ...) G_GNUC_PRINT
 /* Prefix an existing error message (no-op when errp is NULL or unset). */
 void error_prepend(GError **errp, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
-/* write()/pwrite() all of buf, retrying on EINTR and short writes. */
+/* write() all of buf, retrying on EINTR and short writes. */
 bool write_full(int fd, const void *buf, size_t len, GError **errp);
 /* Read exactly len bytes at off; a short file is an error naming `what`. */
 bool pread_full(int fd, void *buf, size_t len, off_t off, const char *what, GError **errp);
