@@ -37,6 +37,7 @@
 #define UTS_LEN 65
 #define BATCH_PAGES 256
 #define BATCH_SEEN 64
+#define WRITER_LAG 4                 /* batches the writer waits for beyond the next one */
 #define RING_BYTES (32u << 20)
 #define DESC_BUFFER_ENTRIES 43690            /* ~1 MiB of page descriptors */
 #define BITMAP_CHUNK (1u << 20)
@@ -264,6 +265,8 @@ typedef struct Pipeline {
     guint nslots;
     uint64_t next_batch;       /* next batch a worker takes */
     uint64_t next_write;       /* next batch the writer writes */
+    uint64_t writer_wants;     /* the writer sleeps until next_write..this are ready
+                                  (UINT64_MAX: it is not waiting) */
     bool stop;
     GPtrArray *workers;
     GError *error;
@@ -364,6 +367,18 @@ static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, Batch *b,
     }
 }
 
+/* Are batches first..last all compressed? (With the lock held.) */
+static bool batches_ready(const Pipeline *p, uint64_t first, uint64_t last)
+{
+    for (uint64_t k = first; k <= last; k++) {
+        const Batch *b = &p->slots[k % p->nslots];
+        if (!b->ready || b->index != k) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static gpointer worker_thread(gpointer opaque)
 {
     Pipeline *p = opaque;
@@ -394,7 +409,9 @@ static gpointer worker_thread(gpointer opaque)
         g_mutex_lock(&p->lock);
         b->index = index;
         b->ready = true;
-        g_cond_broadcast(&p->cond);
+        if (p->writer_wants != UINT64_MAX && batches_ready(p, p->next_write, p->writer_wants)) {
+            g_cond_broadcast(&p->cond);
+        }
     }
     g_mutex_unlock(&p->lock);
     zeromap_destroy(zm);
@@ -423,6 +440,7 @@ static bool pipeline_start(Pipeline *p, DumpJob *job, uint64_t pages, GError **e
     p->job = job;
     p->page_size = job->arch.page_size;
     p->nbatches = (pages + BATCH_PAGES - 1) / BATCH_PAGES;
+    p->writer_wants = UINT64_MAX;
     g_mutex_init(&p->lock);
     g_cond_init(&p->cond);
     /* Every stored page is at most a page (raw when compression does not help), but a
@@ -467,14 +485,23 @@ static void pipeline_free(Pipeline *p)
     g_cond_clear(&p->cond);
 }
 
-/* Wait for batch `index`; NULL when the pipeline failed. */
+/*
+ * Wait for batch `index`; NULL when the pipeline failed. When it is not ready, wait
+ * for a few batches after it as well, so that this thread wakes once for several:
+ * a wake-up is a futex call and a context switch, dear in this VM, and a mostly
+ * zero guest is thousands of quick batches.
+ */
 static Batch *pipeline_next(Pipeline *p, uint64_t index, GError **errp)
 {
     Batch *b = &p->slots[index % p->nslots];
 
     g_mutex_lock(&p->lock);
-    while (!(b->ready && b->index == index) && !p->error) {
-        g_cond_wait(&p->cond, &p->lock);
+    if (!batches_ready(p, index, index)) {
+        p->writer_wants = MIN(index + WRITER_LAG, MIN(p->nbatches, index + p->nslots) - 1);
+        while (!batches_ready(p, index, p->writer_wants) && !p->error) {
+            g_cond_wait(&p->cond, &p->lock);
+        }
+        p->writer_wants = UINT64_MAX;
     }
     if (p->error) {
         g_propagate_error(errp, g_error_copy(p->error));
