@@ -83,6 +83,9 @@ void arch_dump_cpu_notes(GByteArray *out, const ArchDumpInfo *info, const X86CPU
                          guint ncpus);
 
 /* Sinks (dump/sink.c) */
+/* Zeros to write from, aligned for O_DIRECT. */
+#define DUMP_ZERO_BLOCK (64u << 10)
+extern const uint8_t dump_zero_block[DUMP_ZERO_BLOCK];
 bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp);
 bool dump_sink_write(DumpSink *sink, const void *data, size_t len, GError **errp);
 bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off,

@@ -14,13 +14,11 @@
 #include "util.h"
 
 #include <elf.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define ELF_STREAM_CHUNK (8u << 20)
 #define ELF_STREAM_PIECES 256          /* iovecs in one write (IOV_MAX is 1024) */
 #define ELF_HOLE_MIN (256u << 10)
-#define ELF_ZERO_ALIGN 4096
 
 typedef struct ElfLayout {
     bool is64;
@@ -200,16 +198,15 @@ static bool write_headers(DumpJob *job, const ElfLayout *l, size_t note_size, GE
 
 /*
  * Guest memory goes out in writes of up to ELF_STREAM_CHUNK gathered from pieces:
- * runs of guest RAM, and zero runs from one block of zeros. A page that was never
- * touched is not read: on some kernels reading it allocates it, and a dump must not
- * grow the guest by its untouched memory.
+ * runs of guest RAM, and zero runs from the sink's block of zeros. A page that was
+ * never touched is not read: on some kernels reading it allocates it, and a dump must
+ * not grow the guest by its untouched memory.
  */
 typedef struct ElfStream {
     DumpJob *job;
     struct iovec iov[ELF_STREAM_PIECES];
     int n;
     size_t len;
-    uint8_t *zeros;            /* ELF_HOLE_MIN zero bytes, block aligned */
 } ElfStream;
 
 static bool stream_flush(ElfStream *s, GError **errp)
@@ -237,8 +234,8 @@ static bool stream_add(ElfStream *s, const uint8_t *p, uint64_t len, GError **er
         size_t n = (size_t)MIN(len, ELF_STREAM_CHUNK - s->len);
         struct iovec *last = s->n ? &s->iov[s->n - 1] : NULL;
         if (!p) {
-            n = MIN(n, ELF_HOLE_MIN);
-            s->iov[s->n++] = (struct iovec){ s->zeros, n };
+            n = MIN(n, DUMP_ZERO_BLOCK);
+            s->iov[s->n++] = (struct iovec){ (void *)dump_zero_block, n };
         } else if (last && (const uint8_t *)last->iov_base + last->iov_len == p) {
             last->iov_len += n;
         } else {
@@ -303,25 +300,16 @@ bool elf_dump_write(DumpJob *job, GError **errp)
         !dump_sink_skip_zeros(&job->sink, layout.memory_offset - job->sink.pos, errp)) {
         return false;
     }
-    ElfStream *stream = g_new0(ElfStream, 1);
-    if (posix_memalign((void **)&stream->zeros, ELF_ZERO_ALIGN, ELF_HOLE_MIN)) {
-        error_setg(errp, "dump: out of memory for the output buffer");
-        g_free(stream);
-        return false;
-    }
-    memset(stream->zeros, 0, ELF_HOLE_MIN);
-    stream->job = job;
+    ElfStream stream = { .job = job };
     dump_sink_enable_direct(&job->sink);
     ZeroMap *zm = g_new(ZeroMap, 1);
     zeromap_init(zm);
     bool ok = true;
     for (guint i = 0; ok && i < job->ranges->len; i++) {
-        ok = write_range(stream, &g_array_index(job->ranges, DumpRange, i), zm, errp);
+        ok = write_range(&stream, &g_array_index(job->ranges, DumpRange, i), zm, errp);
     }
-    ok = ok && stream_flush(stream, errp);
+    ok = ok && stream_flush(&stream, errp);
     zeromap_destroy(zm);
     g_free(zm);
-    free(stream->zeros);
-    g_free(stream);
     return ok && dump_sink_finish(&job->sink, errp);
 }

@@ -25,6 +25,8 @@
 #define FLAT_TYPE 1
 #define FLAT_VERSION 1
 
+_Alignas(DIRECT_ALIGN) const uint8_t dump_zero_block[DUMP_ZERO_BLOCK];
+
 /* Drop the first `done` bytes of iov[0..*n); returns the new first segment. */
 static struct iovec *iov_advance(struct iovec *iov, int *n, size_t done)
 {
@@ -158,49 +160,51 @@ static bool seekable_writev(DumpSink *sink, struct iovec *iov, int n, size_t len
     return true;
 }
 
-static bool raw_write(DumpSink *sink, const void *data, size_t len, uint64_t off,
-                      GError **errp)
+/* iov[0..n) (consumed) at offset `off` of the dump, however the sink writes. */
+static bool raw_writev(DumpSink *sink, struct iovec *iov, int n, uint64_t off, GError **errp)
 {
-    struct iovec iov = { (void *)data, len };
-
-    if (!len) {
-        return true;
-    }
-    sink->end = MAX(sink->end, off + len);
-    if (sink->flattened) {
-        return flat_record(sink, data, len, off, errp);
-    }
-    if (!sink->seekable) {
-        return stream_writev(sink, &iov, 1, SAVE_FAILED, errp);
-    }
-    return seekable_writev(sink, &iov, 1, len, sink->base + (off_t)off, errp);
-}
-
-bool dump_sink_writev(DumpSink *sink, struct iovec *iov, int n, GError **errp)
-{
-    uint64_t off = sink->pos;
     size_t len = 0;
 
     for (int i = 0; i < n; i++) {
         len += iov[i].iov_len;
     }
-    if (!dump_sink_flush(sink, errp)) {
-        return false;
+    if (!len) {
+        return true;
     }
-    sink->pos += len;
+    sink->end = MAX(sink->end, off + len);
     if (sink->flattened) {
         for (int i = 0; i < n; off += iov[i].iov_len, i++) {
-            if (!raw_write(sink, iov[i].iov_base, iov[i].iov_len, off, errp)) {
+            if (!flat_record(sink, iov[i].iov_base, iov[i].iov_len, off, errp)) {
                 return false;
             }
         }
         return true;
     }
-    sink->end = MAX(sink->end, off + len);
     if (!sink->seekable) {
         return stream_writev(sink, iov, n, SAVE_FAILED, errp);
     }
     return seekable_writev(sink, iov, n, len, sink->base + (off_t)off, errp);
+}
+
+static bool raw_write(DumpSink *sink, const void *data, size_t len, uint64_t off,
+                      GError **errp)
+{
+    struct iovec iov = { (void *)data, len };
+
+    return raw_writev(sink, &iov, 1, off, errp);
+}
+
+bool dump_sink_writev(DumpSink *sink, struct iovec *iov, int n, GError **errp)
+{
+    uint64_t off = sink->pos;
+
+    if (!dump_sink_flush(sink, errp)) {
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        sink->pos += iov[i].iov_len;
+    }
+    return raw_writev(sink, iov, n, off, errp);
 }
 
 void dump_sink_enable_direct(DumpSink *sink)
@@ -306,7 +310,6 @@ bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off
 
 bool dump_sink_skip_zeros(DumpSink *sink, uint64_t len, GError **errp)
 {
-    static const uint8_t zeros[65536];
 
     if (sink->sparse) {
         if (!dump_sink_flush(sink, errp)) {
@@ -317,8 +320,8 @@ bool dump_sink_skip_zeros(DumpSink *sink, uint64_t len, GError **errp)
         return true;
     }
     while (len) {
-        size_t n = (size_t)MIN(len, sizeof(zeros));
-        if (!dump_sink_write(sink, zeros, n, errp)) {
+        size_t n = (size_t)MIN(len, sizeof(dump_zero_block));
+        if (!dump_sink_write(sink, dump_zero_block, n, errp)) {
             return false;
         }
         len -= n;
