@@ -10,8 +10,8 @@
    without KVM, the kinds of pages the demo guest writes, restored into anonymous RAM.
 
 Prints a table: format, QEMU s, minivm s, ratio, output size, disk use, the memory a dump
-adds to minivm (peak anonymous RSS above what it was before, from one more, untimed dump),
-s/GiB.
+adds to minivm (peak anonymous RSS above what it was before its first dump, from one more,
+untimed dump), s/GiB.
 """
 import argparse
 import contextlib
@@ -50,17 +50,23 @@ def rss_kib(pid, field):
     return 0
 
 
-class PeakAnonRss:
-    """The largest anonymous RSS a process adds while the block runs, sampled every 20 ms
-    (in KiB). Anonymous only: a -mem-path guest's RAM is a file mapping whose pages come
-    in as a dump reads them (page cache, not the dump's memory), and restored guest RAM is
-    resident before the dump starts; what a dump allocates is anonymous."""
+def watch(vm):
+    """What PeakAnonRss needs of a minivm that has not dumped yet: its pid and anonymous RSS."""
+    return vm.proc.pid, rss_kib(vm.proc.pid, 'RssAnon')
 
-    def __init__(self, pid):
-        self.pid = pid
+
+class PeakAnonRss:
+    """The most anonymous memory a minivm holds above what it held before its first dump,
+    while the block runs, sampled every 20 ms (KiB): what a dump allocates, and what earlier
+    dumps left allocated. Anonymous only: a -mem-path guest's RAM is a file mapping whose pages
+    come in as a dump reads them (page cache, not the dump's memory), and restored guest RAM
+    is resident before the dump starts."""
+
+    def __init__(self, watched):
+        self.pid, self.base = watched
 
     def __enter__(self):
-        self.base = self.peak = rss_kib(self.pid, 'RssAnon')
+        self.peak = rss_kib(self.pid, 'RssAnon')
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._sample)
         self.thread.start()
@@ -101,7 +107,7 @@ def boot_qemu_fixture(ram, work, log):
     return proc, qmp
 
 
-def timed_dump(cmd, fmt, out, pid=None, paging=False, inspect=None):
+def timed_dump(cmd, fmt, out, watched=None, paging=False, inspect=None):
     """One dump to a new file: (seconds, memory the dump added in KiB or None, file size,
     disk use, inspect(out) or None). The file is removed afterwards."""
     if os.path.exists(out):
@@ -110,23 +116,23 @@ def timed_dump(cmd, fmt, out, pid=None, paging=False, inspect=None):
     # (this disk is mounted with online discard) before the clock starts.
     os.sync()
     time.sleep(0.5)
-    with PeakAnonRss(pid) if pid else contextlib.nullcontext() as rss:
+    with PeakAnonRss(watched) if watched else contextlib.nullcontext() as rss:
         t = time.monotonic()
         cmd('dump-guest-memory', paging=paging, protocol='file:' + out, format=fmt)
         secs = time.monotonic() - t
-    peak = rss.added if pid else None
+    peak = rss.added if watched else None
     size, disk = os.path.getsize(out), disk_use(out)
     seen = inspect(out) if inspect else None
     os.unlink(out)
     return secs, peak, size, disk, seen
 
 
-def time_dumps(cmd, fmt, out, runs, pid):
+def time_dumps(cmd, fmt, out, runs, watched):
     """Median seconds of `runs` dumps, and the memory one more dump added: sampling /proc
     beside a dump of a tenth of a second slows it by up to 10 % here, so timed dumps are
     not sampled."""
     secs = statistics.median(timed_dump(cmd, fmt, out)[0] for _ in range(runs))
-    return secs, timed_dump(cmd, fmt, out, pid)[1]
+    return secs, timed_dump(cmd, fmt, out, watched)[1]
 
 
 @contextlib.contextmanager
@@ -183,6 +189,7 @@ def main():
                                    workdir=os.path.join(work, 'plain'),
                                    env={'MINIVM_DUMP_DEDUP': '0'}) as plain:
                 os.unlink(vmcore)
+                watched = {vm: watch(vm), plain: watch(plain)}
                 rows = [(fmt, fmt, vm) for fmt in
                         vm.qmp.cmd('query-dump-guest-memory-capability')['formats']]
                 rows += [(fmt + ' (no dedup)', fmt, plain) for fmt in ('kdump-zlib', 'kdump-zstd')]
@@ -198,7 +205,7 @@ def main():
                     log(f'round {r + 1} of {args.runs}: ' + ', '.join(
                         f'{name} {runs[-1][0]:.2f} s' for name, runs in got.items()))
                 added = {name: timed_dump(m.qmp.cmd, fmt, os.path.join(work, 'minivm.out'),
-                                          m.proc.pid)[1] for name, fmt, m in rows}
+                                          watched[m])[1] for name, fmt, m in rows}
             with contextlib.suppress(Exception):
                 qmp.cmd('quit')
         finally:
@@ -226,13 +233,14 @@ def main():
                   f'{disk / MIB:.1f} | {peak / 1024:.1f} |')
         big = lf.get_fixture('big', log=log)
         with harness.Minivm('-load-vmcore', big['elf'], accel='none', workdir=work) as vm:
+            watched = watch(vm)
             out = os.path.join(work, 'paging.elf')
             secs, _, _, _, loads = timed_dump(
                 vm.qmp.cmd, 'elf', out, paging=True,
                 inspect=lambda out: subprocess.run(['readelf', '-l', '-W', out],
                                                    capture_output=True,
                                                    text=True).stdout.count('LOAD'))
-            peak = timed_dump(vm.qmp.cmd, 'elf', out, vm.proc.pid, paging=True)[1]
+            peak = timed_dump(vm.qmp.cmd, 'elf', out, watched, paging=True)[1]
         print()
         print(f'paging=true ELF of the 4 GiB Linux fixture: {secs:.2f} s, {loads} PT_LOADs, '
               f'memory added {peak / 1024:.1f} MiB')
@@ -240,7 +248,7 @@ def main():
         with harness.Minivm(mem='8G', smp=2, accel='none', workdir=work) as vm:
             vm.qmp.cmd('stop')
             secs, peak = time_dumps(vm.qmp.cmd, 'kdump-raw-zlib', os.path.join(work, 'idle.out'),
-                                    args.runs, vm.proc.pid)
+                                    args.runs, watch(vm))
         print(f'kdump-raw-zlib of an idle 8 GiB guest (-accel none, nothing written): '
               f'{secs:.3f} s, memory added {peak / 1024:.1f} MiB')
         if args.scaling:
@@ -257,9 +265,10 @@ def main():
             for gib in (int(x) for x in args.scaling.split(',')):
                 with scaling_guest(gib, kvm, work) as vm:
                     vm.qmp.cmd('stop')
+                    watched = watch(vm)
                     for fmt in ('elf', 'kdump-zlib'):
                         secs, peak = time_dumps(vm.qmp.cmd, fmt, os.path.join(work, 'scale.out'),
-                                                args.runs, vm.proc.pid)
+                                                args.runs, watched)
                         print(f'| {gib} | {fmt} | {secs:.2f} | {secs / gib:.2f} | '
                               f'{peak / 1024:.1f} |', flush=True)
     finally:

@@ -39,7 +39,11 @@ class QMPClient:
         family = socket.AF_UNIX if isinstance(address, (str, Path)) else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(str(address) if family == socket.AF_UNIX else address)
+        try:
+            self.sock.connect(str(address) if family == socket.AF_UNIX else address)
+        except OSError:
+            self.sock.close()     # Minivm.connect tries again with a new socket
+            raise
         self.buf = b''
         self.events = []
         self.greeting = self.recv()
