@@ -7,7 +7,8 @@
    MINIVM_DUMP_DEDUP=0) and, in each of --runs rounds, time QEMU's dump-guest-memory for
    elf and kdump-zlib and then every format minivm writes on the same memory.
 3. Scaling: the demo guest (KVM) at 1, 2, 4 and 8 GiB, elf and kdump-zlib, seconds per GiB;
-   without KVM, the kinds of pages the demo guest writes, restored into anonymous RAM.
+   without KVM, the kinds of pages the demo guest writes, restored into anonymous RAM. The
+   four guests run side by side and each of --runs rounds dumps every one of them.
 
 Prints a table: format, QEMU s, minivm s, ratio, output size, disk use, the memory a dump
 adds to minivm (peak anonymous RSS above what it was before its first dump, from one more,
@@ -137,7 +138,8 @@ def time_dumps(cmd, fmt, out, runs, watched):
 
 @contextlib.contextmanager
 def scaling_guest(gib, kvm, work):
-    """A minivm with gib GiB of RAM filled like the demo guest's. Without KVM: minivm's ELF of
+    """A minivm with gib GiB of RAM filled like the demo guest's, in its own directory
+    `work`. Without KVM: minivm's ELF of
     a -mem-path file of such pages, restored (-load-vmcore) into anonymous RAM, where a
     running guest's memory is; a shared file mapping is not what is being measured, and
     here its pages can cost a fault's time again after the process has slept."""
@@ -145,6 +147,7 @@ def scaling_guest(gib, kvm, work):
         with harness.Minivm(mem=f'{gib}G', smp=2, workdir=work) as vm:
             yield vm
         return
+    os.makedirs(work, exist_ok=True)
     ram, core = os.path.join(work, 'guest-ram'), os.path.join(work, 'guest.elf')
     demo_pattern.make_mem_file(ram, gib << 30, zero_below=demo_pattern.FILL_START)
     with harness.Minivm('-mem-path', ram, mem=f'{gib}G', smp=2, accel='none',
@@ -163,17 +166,62 @@ def scaling_guest(gib, kvm, work):
             os.unlink(core)
 
 
+def scaling(args, work):
+    """Seconds per GiB of elf and kdump-zlib at each guest size. The guests sit side by
+    side and every round dumps each of them, so a change in this machine's speed during
+    the run touches every size alike (as QEMU's and minivm's dumps alternate above)."""
+    sizes = [int(x) for x in args.scaling.split(',')]
+    kvm = harness.kvm_available()
+    formats = ('elf', 'kdump-zlib')
+    out = os.path.join(work, 'scale.out')
+    with contextlib.ExitStack() as stack:
+        vms = {}
+        for gib in sizes:
+            vms[gib] = stack.enter_context(
+                scaling_guest(gib, kvm, os.path.join(work, f'scale-{gib}')))
+            vms[gib].qmp.cmd('stop')
+        watched = {gib: watch(vm) for gib, vm in vms.items()}
+        secs = {}
+        for _ in range(args.runs):
+            for gib, vm in vms.items():
+                for fmt in formats:
+                    secs.setdefault((gib, fmt), []).append(
+                        timed_dump(vm.qmp.cmd, fmt, out)[0] / gib)
+        added = {(gib, fmt): timed_dump(vm.qmp.cmd, fmt, out, watched[gib])[1]
+                 for gib, vm in vms.items() for fmt in formats}
+    print()
+    print(f'Scaling, {args.runs} interleaved rounds over the guests side by side: ' + (
+        'the demo guest (KVM, 2 vCPUs)' if kvm else
+        'no KVM here, so the kinds of pages the demo guest writes (zero, text, random, '
+        'repeated), from a -mem-path file, restored into anonymous RAM as a running guest '
+        'has it') + ':')
+    print()
+    print('| GiB | format | s | s/GiB median | s/GiB min–max | memory added MiB |')
+    print('|---|---|---|---|---|---|')
+    median = {k: statistics.median(v) for k, v in secs.items()}
+    for (gib, fmt), per_gib in secs.items():
+        print(f'| {gib} | {fmt} | {median[gib, fmt] * gib:.2f} | {median[gib, fmt]:.2f} | '
+              f'{min(per_gib):.2f}–{max(per_gib):.2f} | {added[gib, fmt] / 1024:.1f} |')
+    for fmt in formats:
+        rows = [median[gib, fmt] for gib in sizes]
+        mean = statistics.mean(rows)
+        print(f'{fmt}: s/GiB medians within {100 * (min(rows) / mean - 1):+.0f} % / '
+              f'{100 * (max(rows) / mean - 1):+.0f} % of their mean')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--build', default='build')
     ap.add_argument('--ram', default='1G')
-    ap.add_argument('--runs', type=int, default=3)
+    ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--scaling', default='1,2,4,8', help='guest sizes in GiB ("" to skip)')
     args = ap.parse_args()
     harness.MINIVM = (ROOT / args.build / 'minivm').resolve()
     work = tempfile.mkdtemp(prefix='minivm-bench-', dir=os.environ.get('TMPDIR', '/var/tmp'))
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     try:
+        log(f'{os.cpu_count()} CPUs, kernel {os.uname().release}, '
+            f'KVM {"yes" if harness.kvm_available() else "no"}')
         proc, qmp = boot_qemu_fixture(args.ram, work, log)
         try:
             def qemu_cmd(name, **a):
@@ -252,25 +300,7 @@ def main():
         print(f'kdump-raw-zlib of an idle 8 GiB guest (-accel none, nothing written): '
               f'{secs:.3f} s, memory added {peak / 1024:.1f} MiB')
         if args.scaling:
-            kvm = harness.kvm_available()
-            print()
-            print(f'Scaling, median of {args.runs} runs: ' + (
-                'the demo guest (KVM, 2 vCPUs)' if kvm else
-                'no KVM here, so the kinds of pages the demo guest writes (zero, text, random, '
-                'repeated), from a -mem-path file, restored into anonymous RAM as a running '
-                'guest has it') + ':')
-            print()
-            print('| GiB | format | s | s/GiB | memory added MiB |')
-            print('|---|---|---|---|---|')
-            for gib in (int(x) for x in args.scaling.split(',')):
-                with scaling_guest(gib, kvm, work) as vm:
-                    vm.qmp.cmd('stop')
-                    watched = watch(vm)
-                    for fmt in ('elf', 'kdump-zlib'):
-                        secs, peak = time_dumps(vm.qmp.cmd, fmt, os.path.join(work, 'scale.out'),
-                                                args.runs, watched)
-                        print(f'| {gib} | {fmt} | {secs:.2f} | {secs / gib:.2f} | '
-                              f'{peak / 1024:.1f} |', flush=True)
+            scaling(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
