@@ -254,6 +254,7 @@ typedef struct DedupEntry {
     uint32_t size;
     uint32_t flags;
 } DedupEntry;
+G_STATIC_ASSERT(sizeof(DedupEntry) * KDUMP_DEDUP_SLOTS == 2u << 20);
 
 typedef struct Pipeline {
     DumpJob *job;
@@ -456,7 +457,7 @@ static bool pipeline_start(Pipeline *p, DumpJob *job, uint64_t pages, GError **e
         p->slots[i].data = g_malloc(slot_bytes);
     }
     if (job->dedup) {
-        p->dedup = g_new0(DedupEntry, KDUMP_DEDUP_SLOTS);    /* 1.5 MiB */
+        p->dedup = g_new0(DedupEntry, KDUMP_DEDUP_SLOTS);    /* 2 MiB */
     }
     p->workers = g_ptr_array_new();
     for (guint i = 0; i < threads; i++) {
@@ -651,6 +652,7 @@ bool kdump_dump_write(DumpJob *job, GError **errp)
     KdumpLayout l = { 0 };
 
     plan_layout(&l, job, notes->len);
+    dump_sink_enable_write_behind(&job->sink);
     fill_uts_and_phys_base(job, &l, notes->data, notes->len);
     bool ok = write_headers(job, &l, notes, 0, errp);
     bool header_written = ok;
