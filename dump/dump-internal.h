@@ -34,7 +34,13 @@ typedef struct DumpSink {
     bool sparse;            /* may leave holes (regular file with nothing after us) */
     bool flattened;         /* makedumpfile flattened records */
     bool flat_started;      /* the flattened header is written */
+    bool regular;           /* a regular file */
+    bool write_behind;      /* see dump_sink_enable_write_behind() */
     off_t base;             /* file offset where the dump starts */
+    off_t stream_off;       /* file offset of a stream's next byte (regular files) */
+    off_t wb_done;          /* write-behind: the run written so far is */
+    off_t wb_sched;         /*   [wb_done, wb_sched): writeback started, to be dropped */
+    off_t wb_end;           /*   [wb_sched, wb_end): written, in the page cache */
     uint64_t pos;           /* next sequential offset, relative to base */
     uint64_t end;           /* highest offset written or skipped */
     uint8_t *buf;           /* coalescing buffer for small writes */
@@ -103,6 +109,10 @@ bool dump_sink_flush(DumpSink *sink, GError **errp);
 /* Send block-aligned writes of block-aligned buffers around the page cache
  * (regular files that allow O_DIRECT); everything else stays buffered. */
 void dump_sink_enable_direct(DumpSink *sink);
+/* Keep at most two windows of the output's sequential run in the page cache (a
+ * regular file; otherwise nothing). */
+#define DUMP_WRITE_BEHIND_WINDOW (16u << 20)
+void dump_sink_enable_write_behind(DumpSink *sink);
 /* Flush, add the flattened end marker, set the final size of sparse files. */
 bool dump_sink_finish(DumpSink *sink, GError **errp);
 /* From any thread: make blocked and later stream writes fail ("cancelled"). */

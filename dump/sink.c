@@ -24,6 +24,7 @@
 #define FLAT_SIGNATURE "makedumpfile"
 #define FLAT_TYPE 1
 #define FLAT_VERSION 1
+#define SAVE_FAILED "dump: failed to save memory"
 
 _Alignas(DIRECT_ALIGN) const uint8_t dump_zero_block[DUMP_ZERO_BLOCK];
 
@@ -40,6 +41,58 @@ static struct iovec *iov_advance(struct iovec *iov, int *n, size_t done)
         iov->iov_len -= done;
     }
     return iov;
+}
+
+/*
+ * Write-behind. A kdump file of a big guest is GiBs that the page cache would
+ * otherwise take in dirty: every page of it a fresh page to allocate (on this
+ * machine's kernel, memory freed a while ago costs a fault in the host again),
+ * written back by the flusher on the cores the compressors use. So along the
+ * output's sequential run, each DUMP_WRITE_BEHIND_WINDOW written starts its own
+ * writeback and waits for the window before it, which then leaves the cache: the
+ * output reuses the same few MiB of page cache. Writes behind the run (kdump
+ * descriptors, headers) are left to the page cache; a write past it starts a new
+ * run. Advisory: a file system that refuses turns it off; an I/O error fails.
+ */
+static bool write_behind(DumpSink *sink, off_t off, size_t len, GError **errp)
+{
+    if (!sink->write_behind || off < sink->wb_end) {
+        return true;
+    }
+    if (off > sink->wb_end) {
+        sink->wb_done = sink->wb_sched = off;
+    }
+    sink->wb_end = off + (off_t)len;
+    if (sink->wb_end - sink->wb_sched < (off_t)DUMP_WRITE_BEHIND_WINDOW) {
+        return true;
+    }
+    off_t sched = sink->wb_end & ~(off_t)(DIRECT_ALIGN - 1);
+    if (sync_file_range(sink->fd, sink->wb_sched, sched - sink->wb_sched,
+                        SYNC_FILE_RANGE_WRITE) < 0 ||
+        (sink->wb_sched > sink->wb_done &&
+         sync_file_range(sink->fd, sink->wb_done, sink->wb_sched - sink->wb_done,
+                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                         SYNC_FILE_RANGE_WAIT_AFTER) < 0)) {
+        if (errno == EIO || errno == ENOSPC) {
+            error_setg_errno(errp, errno, SAVE_FAILED);
+            return false;
+        }
+        sink->write_behind = false;
+        return true;
+    }
+    if (sink->wb_sched > sink->wb_done &&
+        posix_fadvise(sink->fd, sink->wb_done, sink->wb_sched - sink->wb_done,
+                      POSIX_FADV_DONTNEED) != 0) {
+        sink->write_behind = false;
+    }
+    sink->wb_done = sink->wb_sched;
+    sink->wb_sched = sched;
+    return true;
+}
+
+void dump_sink_enable_write_behind(DumpSink *sink)
+{
+    sink->write_behind = sink->regular;
 }
 
 /*
@@ -72,12 +125,14 @@ static bool stream_writev(DumpSink *sink, struct iovec *iov, int n, const char *
             }
             continue;
         }
+        if (!write_behind(sink, sink->stream_off, (size_t)w, errp)) {
+            return false;
+        }
+        sink->stream_off += w;
         iov = iov_advance(iov, &n, (size_t)w);
     }
     return true;
 }
-
-#define SAVE_FAILED "dump: failed to save memory"
 
 static bool stream_write(DumpSink *sink, const void *data, size_t len, const char *what,
                          GError **errp)
@@ -152,6 +207,9 @@ static bool seekable_writev(DumpSink *sink, struct iovec *iov, int n, size_t len
                 continue;
             }
             error_setg_errno(errp, errno, SAVE_FAILED);
+            return false;
+        }
+        if (!write_behind(sink, pos, (size_t)w, errp)) {
             return false;
         }
         iov = iov_advance(iov, &n, (size_t)w);
@@ -236,6 +294,8 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
     off_t cur = lseek(fd, 0, SEEK_CUR);
     sink->seekable = cur >= 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
     sink->base = sink->seekable ? cur : 0;
+    sink->regular = S_ISREG(st.st_mode) && cur >= 0;
+    sink->stream_off = sink->regular ? cur : 0;
     sink->sparse = sink->seekable && !flattened && S_ISREG(st.st_mode) && st.st_size <= cur;
     if (posix_memalign((void **)&sink->buf, DIRECT_ALIGN, SINK_BUF_SIZE)) {
         error_setg(errp, "dump: out of memory for the output buffer");

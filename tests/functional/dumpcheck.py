@@ -3,6 +3,8 @@ for the ELF core, the kdump-compressed (diskdump) file and makedumpfile's flatte
 stream (FORMATS.md sections 1, 2, 5 and 6), plus the real readers (libkdumpfile,
 makedumpfile -R, gdb, crash)."""
 import contextlib
+import ctypes
+import mmap
 import os
 import re
 import shutil
@@ -110,6 +112,29 @@ def assert_rss_flat(before_kib, after_kib, what, margin_kib=8 * 1024):
         return
     assert after_kib - before_kib <= margin_kib, \
         f'RSS grew from {before_kib} KiB to {after_kib} KiB ({what})'
+
+
+def page_cache_bytes(path):
+    """How much of the file is in the page cache (mincore over a shared mapping)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        pages = (size + PAGE - 1) // PAGE
+        vec = ctypes.create_string_buffer(pages)
+        rc = libc.mincore(addr, size, vec)
+        libc.munmap(addr, size)
+        assert rc == 0, os.strerror(ctypes.get_errno())
+        return sum(b & 1 for b in vec.raw[:pages]) * PAGE
+    finally:
+        os.close(fd)
 
 
 def fd_count(pid):

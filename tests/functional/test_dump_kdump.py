@@ -14,7 +14,7 @@ import demo_pattern
 from dumpcheck import (read_socket_dump, FORMAT_FLAG, KDUMP_FORMATS, KDUMP_RAW_FORMATS, NEED_KVM, PAGE, ElfCore,
                        KdumpFile, KdumpHeader, MemImage, PipeReader, codec_of,
                        compare_reader_with_mem, compressible, crash_header, dump, files_equal,
-                       is_flattened, kdumpfile_open, kdumpfile_page, make_mem_file,
+                       is_flattened, kdumpfile_open, kdumpfile_page, make_mem_file, page_cache_bytes,
                        pmemsave, ram_ranges, raw_of, reassemble, sample_pfns,  # noqa: F401
                        send_fd, start_filled_vm, status)
 
@@ -263,6 +263,27 @@ def test_repeated_pages_point_at_an_earlier_copy(make_vm, tmp_path):
         assert compare_reader_with_mem(kdumpfile_open(raw), mem, range(size // PAGE)) == []
     rebuilt = reassemble(outs['1', 'kdump-zlib'], tmp_path / 'rebuilt')
     assert files_equal(rebuilt, outs['1', 'kdump-raw-zlib']) == (True, None)
+
+
+@pytest.mark.parametrize('fmt', ['kdump-raw-lzo', 'kdump-lzo'])
+def test_long_output_leaves_the_page_cache(make_vm, tmp_path, fmt):
+    """A kdump file of tens of MiB keeps only its last windows in the page cache (the rest
+    is written back during the dump and let go), and still reads back page for page
+    (libkdumpfile; makedumpfile -R for the flattened one)."""
+    size = 256 << 20
+    make_mem_file(tmp_path / 'ram', size)
+    vm = make_vm('-mem-path', str(tmp_path / 'ram'), mem='256M', smp=SMP, accel='none')
+    vm.qmp.cmd('stop')
+    out = tmp_path / 'out'
+    dump(vm.qmp, out, fmt)
+    cached, total = page_cache_bytes(out), os.path.getsize(out)
+    pmemsave(vm.qmp, tmp_path / 'mem', size)
+    vm.close()
+    # two 16 MiB windows, a 4 MiB buffer, the headers and page descriptors
+    assert total > 64 << 20 and cached < 44 << 20, (total, cached)
+    raw = out if fmt in KDUMP_RAW_FORMATS else reassemble(out, tmp_path / 'raw')
+    mem = MemImage(tmp_path / 'mem')
+    assert compare_reader_with_mem(kdumpfile_open(raw), mem, range(size // PAGE)) == []
 
 
 # ---------------------------------------------------------------- HMP and fd:
