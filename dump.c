@@ -391,7 +391,7 @@ bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd
     if (fd < 0) {
         return false;
     }
-    if (format_is_raw_kdump(req->format) && lseek(fd, 0, SEEK_CUR) < 0) {
+    if (format_is_raw_kdump(req->format) && !dump_sink_fd_seekable(fd)) {
         error_setg(errp, "kdump-raw formats require a seekable file");
         fail_before_start(ds, fd);
         return false;

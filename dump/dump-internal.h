@@ -92,6 +92,9 @@ void arch_dump_cpu_notes(GByteArray *out, const ArchDumpInfo *info, const X86CPU
 /* Zeros to write from, aligned for O_DIRECT. */
 #define DUMP_ZERO_BLOCK (64u << 10)
 extern const uint8_t dump_zero_block[DUMP_ZERO_BLOCK];
+/* Can a dump write fd at offsets of its choosing? Not a pipe or socket, and not a file
+ * opened O_APPEND, where pwrite appends whatever the offset. */
+bool dump_sink_fd_seekable(int fd);
 bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp);
 bool dump_sink_write(DumpSink *sink, const void *data, size_t len, GError **errp);
 bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off,

@@ -274,6 +274,13 @@ void dump_sink_enable_direct(DumpSink *sink)
     sink->direct_fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
 }
 
+bool dump_sink_fd_seekable(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    return flags >= 0 && !(flags & O_APPEND) && lseek(fd, 0, SEEK_CUR) >= 0;
+}
+
 bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
 {
     struct stat st;
@@ -292,10 +299,11 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
         return false;
     }
     off_t cur = lseek(fd, 0, SEEK_CUR);
-    sink->seekable = cur >= 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    bool append = (fcntl(fd, F_GETFL) & O_APPEND) != 0;
+    sink->seekable = dump_sink_fd_seekable(fd) && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
     sink->base = sink->seekable ? cur : 0;
     sink->regular = S_ISREG(st.st_mode) && cur >= 0;
-    sink->stream_off = sink->regular ? cur : 0;
+    sink->stream_off = append ? st.st_size : cur;
     sink->sparse = sink->seekable && !flattened && S_ISREG(st.st_mode) && st.st_size <= cur;
     if (posix_memalign((void **)&sink->buf, DIRECT_ALIGN, SINK_BUF_SIZE)) {
         error_setg(errp, "dump: out of memory for the output buffer");

@@ -13,7 +13,7 @@ import pytest
 import demo_pattern
 from dumpcheck import (read_socket_dump, FORMAT_FLAG, KDUMP_FORMATS, KDUMP_RAW_FORMATS, NEED_KVM, PAGE, ElfCore,
                        KdumpFile, KdumpHeader, MemImage, PipeReader, codec_of,
-                       compare_reader_with_mem, compressible, crash_header, dump, files_equal,
+                       compare_reader_with_mem, compressible, crash_header, dump, dump_error, files_equal,
                        is_flattened, kdumpfile_open, kdumpfile_page, make_mem_file, page_cache_bytes,
                        pmemsave, ram_ranges, raw_of, reassemble, sample_pfns,  # noqa: F401
                        send_fd, start_filled_vm, status)
@@ -363,6 +363,34 @@ def test_split_ram_bitmaps(make_vm, tmp_path):
         assert kdumpfile_page(k, addr // PAGE) == out.read_bytes(), hex(addr)
     assert q.cmd('query-dump') == {'status': 'completed', 'completed': 3584 << 20,
                                    'total': 3584 << 20}
+
+
+def test_append_only_fd_is_written_in_order(paused):
+    """A file opened O_APPEND (a shell's >>) appends whatever offset pwrite names, so it
+    is written as a stream: an ELF with the file ELF's bytes, a flattened kdump after
+    what the file already holds, and kdump-raw refused, as for a pipe."""
+    q, d = paused['q'], paused['dir']
+    path = d / 'append.out'
+
+    def append_fd(name, keep=b''):
+        path.write_bytes(keep)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            send_fd(q, name, fd)
+        finally:
+            os.close(fd)
+
+    append_fd('a1')
+    assert q.cmd('dump-guest-memory', paging=False, protocol='fd:a1') == {}
+    assert files_equal(path, paused['core']) == (True, None)
+    append_fd('a2', b'kept')
+    assert q.cmd('dump-guest-memory', paging=False, protocol='fd:a2', format='kdump-lzo') == {}
+    data = path.read_bytes()
+    assert data[:4] == b'kept' and data[4:] == paused['files']['kdump-lzo'].read_bytes()
+    append_fd('a3')
+    err = dump_error(q, protocol='fd:a3', format='kdump-raw-lzo')
+    assert err == {'class': 'GenericError', 'desc': 'kdump-raw formats require a seekable file'}
+    path.unlink()
 
 
 def test_raw_format_through_fd_to_a_file(paused):
