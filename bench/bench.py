@@ -3,9 +3,11 @@
 
 1. Boot the Linux fixture (Debian cloud kernel + busybox, tests/fixtures) in QEMU under
    software emulation with --ram of memory, let it panic, keep it paused.
-2. Restore QEMU's ELF of that paused guest into minivm (-load-vmcore, twice: once with
-   MINIVM_DUMP_DEDUP=0) and, in each of --runs rounds, time QEMU's dump-guest-memory for
-   elf and kdump-zlib and then every format minivm writes on the same memory.
+2. Time every page compressor on that guest's non-zero pages, one page at a time
+   (bench/pagecodecs). Restore QEMU's ELF of the paused guest into minivm (-load-vmcore,
+   twice: once with MINIVM_DUMP_DEDUP=0) and, in each of --runs rounds, time QEMU's
+   dump-guest-memory for elf and kdump-zlib and then every format minivm writes on the
+   same memory.
 3. Scaling: the demo guest (KVM) at 1, 2, 4 and 8 GiB, elf and kdump-zlib, seconds per GiB;
    without KVM, the kinds of pages the demo guest writes, restored into anonymous RAM. The
    four guests run side by side and each of --runs rounds dumps every one of them.
@@ -228,6 +230,9 @@ def main():
                 return qmp.cmd(name, timeout=600, **a)
             vmcore = os.path.join(work, 'qemu.elf')
             qemu_cmd('dump-guest-memory', paging=False, protocol='file:' + vmcore)
+            # what each page compressor costs on these pages, one at a time
+            codecs = subprocess.run([str(ROOT / args.build / 'bench' / 'pagecodecs'), vmcore],
+                                    check=True, capture_output=True, text=True).stdout
             # minivm restores QEMU's ELF of the paused guest, twice: once as it runs, once
             # writing repeated pages again (what sharing them is worth here). QEMU stays
             # paused beside them, and every round times QEMU's dumps and then minivm's, so
@@ -299,6 +304,8 @@ def main():
                                     args.runs, watch(vm))
         print(f'kdump-raw-zlib of an idle 8 GiB guest (-accel none, nothing written): '
               f'{secs:.3f} s, memory added {peak / 1024:.1f} MiB')
+        print()
+        print('Page compressors (bench/pagecodecs, one thread) on the ' + codecs)
         if args.scaling:
             scaling(args, work)
     finally:
