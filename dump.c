@@ -162,18 +162,14 @@ uint64_t dump_page_hash(const uint8_t *page, size_t size)
     return x ^ (x >> 29);
 }
 
-void dump_job_progress(DumpJob *job, uint64_t bytes)
+bool dump_job_advance(DumpJob *job, uint64_t bytes, GError **errp)
 {
     __atomic_add_fetch(&job->completed, bytes, __ATOMIC_RELAXED);
-}
-
-bool dump_job_check_cancel(DumpJob *job, GError **errp)
-{
     if (__atomic_load_n(&job->cancelled, __ATOMIC_RELAXED)) {
         error_setg(errp, "dump: cancelled");
-        return true;
+        return false;
     }
-    return false;
+    return true;
 }
 
 /* ---- request checks (QEMU's order and texts) ---- */

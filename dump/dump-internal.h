@@ -126,9 +126,9 @@ void dump_sink_close(DumpSink *sink);
 bool elf_dump_write(DumpJob *job, GError **errp);
 bool kdump_dump_write(DumpJob *job, GError **errp);
 
-/* Progress and cancellation, safe from any thread. */
-void dump_job_progress(DumpJob *job, uint64_t bytes);
-bool dump_job_check_cancel(DumpJob *job, GError **errp);
+/* Count `bytes` of guest memory as done; false ("dump: cancelled") once the dump has
+ * been cancelled. Safe from any thread. */
+bool dump_job_advance(DumpJob *job, uint64_t bytes, GError **errp);
 
 /* A 64-bit hash of a page's content (not cryptographic: equal pages are compared). */
 uint64_t dump_page_hash(const uint8_t *page, size_t size);

@@ -216,11 +216,7 @@ static bool stream_flush(ElfStream *s, GError **errp)
 
     s->n = 0;
     s->len = 0;
-    if (!ok) {
-        return false;
-    }
-    dump_job_progress(s->job, len);
-    return !dump_job_check_cancel(s->job, errp);
+    return ok && dump_job_advance(s->job, len, errp);
 }
 
 /* Append len bytes of guest RAM at p, or len zero bytes when p is NULL. */
@@ -254,11 +250,8 @@ static bool stream_zeros(ElfStream *s, uint64_t len, GError **errp)
     if (!s->job->sink.sparse || len < ELF_HOLE_MIN) {
         return stream_add(s, NULL, len, errp);
     }
-    if (!stream_flush(s, errp) || !dump_sink_skip_zeros(&s->job->sink, len, errp)) {
-        return false;
-    }
-    dump_job_progress(s->job, len);
-    return !dump_job_check_cancel(s->job, errp);
+    return stream_flush(s, errp) && dump_sink_skip_zeros(&s->job->sink, len, errp) &&
+           dump_job_advance(s->job, len, errp);
 }
 
 /*

@@ -632,10 +632,7 @@ static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
         if (b) {
             pipeline_release(&p, b);
         }
-        if (ok) {
-            dump_job_progress(job, (uint64_t)npages * l->block_size);
-            ok = !dump_job_check_cancel(job, errp);
-        }
+        ok = ok && dump_job_advance(job, (uint64_t)npages * l->block_size, errp);
     }
     ok = ok && desc_flush(job, &w.desc, errp);
     pipeline_stop(&p);
