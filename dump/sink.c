@@ -274,11 +274,15 @@ void dump_sink_enable_direct(DumpSink *sink)
     sink->direct_fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
 }
 
+/* From the fd's status flags and file position (lseek: -1 when there is none). */
+static bool flags_seekable(int flags, off_t cur)
+{
+    return flags >= 0 && !(flags & O_APPEND) && cur >= 0;
+}
+
 bool dump_sink_fd_seekable(int fd)
 {
-    int flags = fcntl(fd, F_GETFL);
-
-    return flags >= 0 && !(flags & O_APPEND) && lseek(fd, 0, SEEK_CUR) >= 0;
+    return flags_seekable(fcntl(fd, F_GETFL), lseek(fd, 0, SEEK_CUR));
 }
 
 bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
@@ -298,22 +302,19 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
         error_setg_errno(errp, errno, "dump: cannot stat the output");
         return false;
     }
+    int flags = fcntl(fd, F_GETFL);
     off_t cur = lseek(fd, 0, SEEK_CUR);
-    bool append = (fcntl(fd, F_GETFL) & O_APPEND) != 0;
-    sink->seekable = dump_sink_fd_seekable(fd) && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    sink->seekable = !flattened && flags_seekable(flags, cur) &&
+                     (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
     sink->base = sink->seekable ? cur : 0;
-    sink->regular = S_ISREG(st.st_mode) && cur >= 0;
-    sink->stream_off = append ? st.st_size : cur;
-    sink->sparse = sink->seekable && !flattened && S_ISREG(st.st_mode) && st.st_size <= cur;
+    sink->regular = S_ISREG(st.st_mode);
+    sink->stream_off = flags >= 0 && (flags & O_APPEND) ? st.st_size : cur;
+    sink->sparse = sink->seekable && S_ISREG(st.st_mode) && st.st_size <= cur;
     if (posix_memalign((void **)&sink->buf, DIRECT_ALIGN, SINK_BUF_SIZE)) {
         error_setg(errp, "dump: out of memory for the output buffer");
         return false;
     }
-    if (flattened) {
-        sink->seekable = false;
-    }
     if (!sink->seekable) {
-        int flags = fcntl(fd, F_GETFL);
         if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
             error_setg_errno(errp, errno, "dump: cannot make the output non-blocking");
             return false;
@@ -378,7 +379,6 @@ bool dump_sink_pwrite(DumpSink *sink, const void *data, size_t len, uint64_t off
 
 bool dump_sink_skip_zeros(DumpSink *sink, uint64_t len, GError **errp)
 {
-
     if (sink->sparse) {
         if (!dump_sink_flush(sink, errp)) {
             return false;
