@@ -46,24 +46,6 @@ static size_t resident(int fd, size_t off, size_t len)
     return in * page;
 }
 
-/* A temporary file on a file system whose page cache can let written pages go
- * (not tmpfs), or -1. */
-static int open_tmp(char **path)
-{
-    int fd = g_file_open_tmp("minivm-sink-XXXXXX", path, NULL);
-    struct statfs fs;
-
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_cmpint(fstatfs(fd, &fs), ==, 0);
-    if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
-        close(fd);
-        unlink(*path);
-        g_free(*path);
-        return -1;
-    }
-    return fd;
-}
-
 /*
  * Through the sink: data[0..4096) at 0 (a header); the run, data[0..RUN_LEN) at
  * RUN_START, in pieces of assorted sizes (some past the coalescing buffer, so written
@@ -104,60 +86,89 @@ static void check_image(const uint8_t *image, const uint8_t *data, uint64_t behi
     g_assert_true(memcmp(image + RUN_START, data, RUN_LEN) == 0);
 }
 
+typedef struct Run {
+    uint8_t *data;              /* the run's bytes */
+    char *path;
+    int fd;
+    uint64_t behind;            /* what write_run() wrote behind the run ends here */
+    gchar *file;                /* the file, once read back */
+    gsize len;
+} Run;
+
+/* write_run() into a temporary file on a file system whose page cache can let written
+ * pages go; false, the test skipped, on tmpfs, which keeps every page. */
+static bool run_open(Run *r, bool flattened)
+{
+    struct statfs fs;
+
+    r->fd = g_file_open_tmp("minivm-sink-XXXXXX", &r->path, NULL);
+    g_assert_cmpint(r->fd, >=, 0);
+    g_assert_cmpint(fstatfs(r->fd, &fs), ==, 0);
+    if (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC) {
+        g_test_skip("the temporary directory is on tmpfs, which keeps every page");
+        return false;
+    }
+    r->data = make_data(RUN_LEN);
+    r->behind = write_run(r->fd, flattened, r->data);
+    return true;
+}
+
+/* Read the file back (after the page-cache checks: reading brings it in). */
+static void run_read_back(Run *r)
+{
+    g_assert_true(g_file_get_contents(r->path, &r->file, &r->len, NULL));
+}
+
+static void run_free(Run *r)
+{
+    close(r->fd);
+    unlink(r->path);
+    g_free(r->path);
+    g_free(r->data);
+    g_free(r->file);
+}
+
 /* Random-access file: all but the last windows of the run have left the page
  * cache; what was written behind it has not; everything reads back. */
 static void test_write_behind_raw(void)
 {
-    g_autofree uint8_t *data = make_data(RUN_LEN);
-    g_autofree char *path = NULL;
-    int fd = open_tmp(&path);
+    Run r = { 0 };
 
-    if (fd < 0) {
-        g_test_skip("the temporary directory is on tmpfs, which keeps every page");
+    if (!run_open(&r, false)) {
+        run_free(&r);
         return;
     }
-    uint64_t behind = write_run(fd, false, data);
     /* windows start every WINDOW plus at most one coalescing buffer (4 MiB): the
      * first two, at least 2 * WINDOW, were waited for and dropped by now */
-    g_assert_cmpuint(resident(fd, RUN_START, 2 * WINDOW), <, WINDOW / 8);
-    g_assert_cmpuint(resident(fd, 0, behind), ==, (behind + 4095) / 4096 * 4096);
-
-    gchar *got;
-    gsize len;
-    g_assert_true(g_file_get_contents(path, &got, &len, NULL));
-    g_assert_cmpuint(len, ==, RUN_START + RUN_LEN);
-    check_image((const uint8_t *)got, data, behind);
-    g_free(got);
-    close(fd);
-    unlink(path);
+    g_assert_cmpuint(resident(r.fd, RUN_START, 2 * WINDOW), <, WINDOW / 8);
+    g_assert_cmpuint(resident(r.fd, 0, r.behind), ==, (r.behind + 4095) / 4096 * 4096);
+    run_read_back(&r);
+    g_assert_cmpuint(r.len, ==, RUN_START + RUN_LEN);
+    check_image((const uint8_t *)r.file, r.data, r.behind);
+    run_free(&r);
 }
 
 /* Flattened stream into a regular file: every record is part of one run. */
 static void test_write_behind_flattened(void)
 {
-    g_autofree uint8_t *data = make_data(RUN_LEN);
-    g_autofree char *path = NULL;
-    int fd = open_tmp(&path);
+    Run r = { 0 };
+    struct stat st;
 
-    if (fd < 0) {
-        g_test_skip("the temporary directory is on tmpfs, which keeps every page");
+    if (!run_open(&r, true)) {
+        run_free(&r);
         return;
     }
-    uint64_t behind = write_run(fd, true, data);
-
-    struct stat st;
-    g_assert_cmpint(fstat(fd, &st), ==, 0);
-    g_assert_cmpuint(resident(fd, 0, st.st_size - 3 * WINDOW), <, WINDOW / 8);
+    g_assert_cmpint(fstat(r.fd, &st), ==, 0);
+    g_assert_cmpuint(resident(r.fd, 0, st.st_size - 3 * WINDOW), <, WINDOW / 8);
 
     /* replay the records: what a reader (makedumpfile -R) rebuilds */
-    gchar *got;
-    gsize len;
-    g_assert_true(g_file_get_contents(path, &got, &len, NULL));
+    run_read_back(&r);
+    const uint8_t *got = (const uint8_t *)r.file;
     g_autofree uint8_t *rebuilt = g_malloc0(RUN_START + RUN_LEN);
     size_t pos = FLAT_HEADER;
     for (;;) {
         int64_t off, size;
-        g_assert_cmpuint(pos + 16, <=, len);
+        g_assert_cmpuint(pos + 16, <=, r.len);
         memcpy(&off, got + pos, 8);
         memcpy(&size, got + pos + 8, 8);
         off = (int64_t)GINT64_FROM_BE(off);
@@ -168,15 +179,13 @@ static void test_write_behind_flattened(void)
         }
         g_assert_cmpint(off, >=, 0);
         g_assert_cmpuint((uint64_t)off + (uint64_t)size, <=, RUN_START + RUN_LEN);
-        g_assert_cmpuint(pos + (uint64_t)size, <=, len);
+        g_assert_cmpuint(pos + (uint64_t)size, <=, r.len);
         memcpy(rebuilt + off, got + pos, (size_t)size);
         pos += (size_t)size;
     }
-    g_assert_cmpuint(pos, ==, len);
-    check_image(rebuilt, data, behind);
-    g_free(got);
-    close(fd);
-    unlink(path);
+    g_assert_cmpuint(pos, ==, r.len);
+    check_image(rebuilt, r.data, r.behind);
+    run_free(&r);
 }
 
 int main(int argc, char **argv)
