@@ -141,10 +141,10 @@ def time_dumps(cmd, fmt, out, runs, watched):
 @contextlib.contextmanager
 def scaling_guest(gib, kvm, work):
     """A minivm with gib GiB of RAM filled like the demo guest's, in its own directory
-    `work`. Without KVM: minivm's ELF of
-    a -mem-path file of such pages, restored (-load-vmcore) into anonymous RAM, where a
-    running guest's memory is; a shared file mapping is not what is being measured, and
-    here its pages can cost a fault's time again after the process has slept."""
+    `work`. Without KVM: minivm's ELF of a -mem-path file of such pages, restored
+    (-load-vmcore) into anonymous RAM, where a running guest's memory is; a shared file
+    mapping is not what is being measured, and here its pages can cost a fault's time
+    again after the process has slept."""
     if kvm:
         with harness.Minivm(mem=f'{gib}G', smp=2, workdir=work) as vm:
             yield vm
