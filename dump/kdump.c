@@ -261,7 +261,10 @@ typedef struct Pipeline {
     uint32_t page_size;
     uint64_t nbatches;
     GMutex lock;
-    GCond cond;
+    GCond writer_cond;         /* the writer waits here for its batches */
+    GCond worker_cond;         /* workers wait here for a free slot */
+    guint workers_waiting;
+    guint refill;              /* free slots that wake the waiting workers */
     Batch *slots;
     guint nslots;
     uint64_t next_batch;       /* next batch a worker takes */
@@ -396,11 +399,13 @@ static gpointer worker_thread(gpointer opaque)
             g_error_free(err);
         }
         p->stop = true;
-        g_cond_broadcast(&p->cond);
+        g_cond_broadcast(&p->writer_cond);
     }
     while (codec && !p->stop && p->next_batch < p->nbatches) {
         if (p->next_batch >= p->next_write + p->nslots) {
-            g_cond_wait(&p->cond, &p->lock);
+            p->workers_waiting++;
+            g_cond_wait(&p->worker_cond, &p->lock);
+            p->workers_waiting--;
             continue;
         }
         uint64_t index = p->next_batch++;
@@ -411,7 +416,7 @@ static gpointer worker_thread(gpointer opaque)
         b->index = index;
         b->ready = true;
         if (p->writer_wants != UINT64_MAX && batches_ready(p, p->next_write, p->writer_wants)) {
-            g_cond_broadcast(&p->cond);
+            g_cond_signal(&p->writer_cond);
         }
     }
     g_mutex_unlock(&p->lock);
@@ -425,7 +430,8 @@ static void pipeline_stop(Pipeline *p)
 {
     g_mutex_lock(&p->lock);
     p->stop = true;
-    g_cond_broadcast(&p->cond);
+    g_cond_broadcast(&p->writer_cond);
+    g_cond_broadcast(&p->worker_cond);
     g_mutex_unlock(&p->lock);
     for (guint i = 0; i < p->workers->len; i++) {
         g_thread_join(g_ptr_array_index(p->workers, i));
@@ -443,7 +449,8 @@ static bool pipeline_start(Pipeline *p, DumpJob *job, uint64_t pages, GError **e
     p->nbatches = (pages + BATCH_PAGES - 1) / BATCH_PAGES;
     p->writer_wants = UINT64_MAX;
     g_mutex_init(&p->lock);
-    g_cond_init(&p->cond);
+    g_cond_init(&p->writer_cond);
+    g_cond_init(&p->worker_cond);
     /* Every stored page is at most a page (raw when compression does not help), but a
      * codec may write up to its bound before that is known: room for the last one. */
     size_t slot_bytes = (size_t)(BATCH_PAGES - 1) * p->page_size +
@@ -452,6 +459,7 @@ static bool pipeline_start(Pipeline *p, DumpJob *job, uint64_t pages, GError **e
      * slow write (4 MiB into the page cache can take 15 ms here), within RING_BYTES
      * unless the threads need more than one batch each. */
     p->nslots = MIN(8 * threads, MAX(threads + 2, (guint)(RING_BYTES / slot_bytes)));
+    p->refill = MAX(1, p->nslots / 2);
     p->slots = g_new0(Batch, p->nslots);
     for (guint i = 0; i < p->nslots; i++) {
         p->slots[i].data = g_malloc(slot_bytes);
@@ -483,7 +491,8 @@ static void pipeline_free(Pipeline *p)
     }
     g_clear_error(&p->error);
     g_mutex_clear(&p->lock);
-    g_cond_clear(&p->cond);
+    g_cond_clear(&p->writer_cond);
+    g_cond_clear(&p->worker_cond);
 }
 
 /*
@@ -500,7 +509,7 @@ static Batch *pipeline_next(Pipeline *p, uint64_t index, GError **errp)
     if (!batches_ready(p, index, index)) {
         p->writer_wants = MIN(index + WRITER_LAG, MIN(p->nbatches, index + p->nslots) - 1);
         while (!batches_ready(p, index, p->writer_wants) && !p->error) {
-            g_cond_wait(&p->cond, &p->lock);
+            g_cond_wait(&p->writer_cond, &p->lock);
         }
         p->writer_wants = UINT64_MAX;
     }
@@ -512,12 +521,16 @@ static Batch *pipeline_next(Pipeline *p, uint64_t index, GError **errp)
     return b;
 }
 
+/* Give the batch's slot back. Workers that found the ring full are woken once
+ * half of it is free again, not at every slot, for the same reason. */
 static void pipeline_release(Pipeline *p, Batch *b)
 {
     g_mutex_lock(&p->lock);
     b->ready = false;
     p->next_write++;
-    g_cond_broadcast(&p->cond);
+    if (p->workers_waiting && p->next_write + p->nslots - p->next_batch >= p->refill) {
+        g_cond_broadcast(&p->worker_cond);
+    }
     g_mutex_unlock(&p->lock);
 }
 
