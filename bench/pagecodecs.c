@@ -24,6 +24,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#if CONFIG_LZO
+#include <lzo/lzo1x.h>
+#endif
 #if CONFIG_ZSTD
 #include <zstd.h>
 #endif
@@ -34,6 +37,7 @@ typedef enum CodecKind {
     QEMU_ZLIB,          /* zlib at `level`, one z_stream reset per page */
     MINIVM,             /* minivm's page codec for `format` */
     LIBDEFLATE,         /* libdeflate at `level` */
+    LZO,                /* lzo1x_1_compress, as QEMU and makedumpfile call it */
     ZSTD,               /* zstd at `level` */
 } CodecKind;
 
@@ -60,6 +64,11 @@ static bool codec_open(Codec *c)
         break;
     case LIBDEFLATE:
         c->ctx = libdeflate_alloc_compressor(c->level);
+        break;
+    case LZO:
+#if CONFIG_LZO
+        c->ctx = lzo_init() == LZO_E_OK ? g_malloc(LZO1X_1_MEM_COMPRESS) : NULL;
+#endif
         break;
     case ZSTD:
 #if CONFIG_ZSTD
@@ -96,6 +105,13 @@ static size_t codec_compress(Codec *c, const uint8_t *in, uint8_t *out)
     case LIBDEFLATE:
         n = libdeflate_zlib_compress(c->ctx, in, PAGE, out, PAGE - 1);
         break;
+    case LZO: {
+#if CONFIG_LZO
+        lzo_uint len = 0;
+        n = lzo1x_1_compress(in, PAGE, out, &len, c->ctx) == LZO_E_OK ? len : 0;
+#endif
+        break;
+    }
     case ZSTD:
 #if CONFIG_ZSTD
         n = ZSTD_compressCCtx(c->ctx, out, PAGE - 1, in, PAGE, c->level);
@@ -118,6 +134,9 @@ static void codec_close(Codec *c)
         break;
     case LIBDEFLATE:
         libdeflate_free_compressor(c->ctx);
+        break;
+    case LZO:
+        g_free(c->ctx);
         break;
     case ZSTD:
 #if CONFIG_ZSTD
@@ -189,7 +208,8 @@ int main(int argc, char **argv)
         { "zlib, level 1 (QEMU's)", QEMU_ZLIB, Z_BEST_SPEED },
         { "libdeflate, level 1 (minivm's kdump-zlib)", MINIVM, 0, DUMP_FORMAT_KDUMP_ZLIB },
         { "libdeflate, level 2", LIBDEFLATE, 2 },
-        { "lzo1x-1 (kdump-lzo)", MINIVM, 0, DUMP_FORMAT_KDUMP_LZO },
+        { "lzo1x-1 (QEMU's)", LZO },
+        { "lzo1x-1, 12-bit dictionary (minivm's kdump-lzo)", MINIVM, 0, DUMP_FORMAT_KDUMP_LZO },
         { "snappy (kdump-snappy)", MINIVM, 0, DUMP_FORMAT_KDUMP_SNAPPY },
         { "zstd, level -3", ZSTD, -3 },
         { "zstd, level -1", ZSTD, -1 },
@@ -200,7 +220,7 @@ int main(int argc, char **argv)
     for (guint i = 0; i < G_N_ELEMENTS(all); i++) {
         Codec c = all[i];
         if ((c.kind == MINIVM && !page_codec_available(c.format)) ||
-            (c.kind == ZSTD && !CONFIG_ZSTD)) {
+            (c.kind == LZO && !CONFIG_LZO) || (c.kind == ZSTD && !CONFIG_ZSTD)) {
             continue;                   /* not built in */
         }
         if (!codec_open(&c)) {

@@ -6,8 +6,9 @@ import zlib
 from dumpcheck import PAGE, dump, make_mem_file
 from qmp import BUILD
 
-ROWS = ['zlib, level 1', 'libdeflate, level 1', 'libdeflate, level 2', 'lzo1x-1', 'snappy',
-        'zstd, level -3', 'zstd, level -1', 'zstd, level 1', 'zstd, level 3']
+ROWS = ['zlib, level 1', 'libdeflate, level 1', 'libdeflate, level 2', 'lzo1x-1',
+        'lzo1x-1, 12-bit dictionary', 'snappy', 'zstd, level -3', 'zstd, level -1', 'zstd, level 1',
+        'zstd, level 3']
 
 
 def test_pagecodecs_counts_every_non_zero_page(make_vm, tmp_path):
