@@ -137,8 +137,9 @@ GByteArray *dump_build_notes(const DumpJob *job)
 /*
  * A 64-bit hash of a page, to find pages written before (the kdump writer confirms
  * a match with memcmp). XXH3's accumulation over 16 lanes of 64 bits: word i of
- * each 128-byte stripe adds lo32(w ^ key) * hi32(w ^ key) to lane i and w itself
- * to lane i ^ 1. The lanes are independent, so with SSE2 (every x86_64 CPU has it)
+ * stripe s (128 bytes) adds lo32(x) * hi32(x), x = w ^ key[i] ^ s * HASH_MUL, to
+ * lane i and w itself to lane i ^ 1; the stripe in the key makes the order of the
+ * stripes count. The lanes are independent, so with SSE2 (every x86_64 CPU has it)
  * this goes about as fast as the page can be read: 0.22 us a page here, against
  * 0.45 for four chains of 64-bit multiplies.
  */
@@ -163,9 +164,11 @@ uint64_t dump_page_hash(const uint8_t *page, size_t size)
         acc[j] = _mm_set_epi64x(2 * j + 2, 2 * j + 1);
     }
     for (; i + HASH_STRIPE <= size; i += HASH_STRIPE) {
+        __m128i stripe = _mm_set1_epi64x((long long)(i / HASH_STRIPE * HASH_MUL));
         for (int j = 0; j < HASH_LANES / 2; j++) {
             __m128i w = _mm_loadu_si128((const __m128i *)(page + i + 16 * j));
-            __m128i x = _mm_xor_si128(w, _mm_load_si128((const __m128i *)hash_key + j));
+            __m128i key = _mm_xor_si128(stripe, _mm_load_si128((const __m128i *)hash_key + j));
+            __m128i x = _mm_xor_si128(w, key);
             __m128i prod = _mm_mul_epu32(x, _mm_srli_epi64(x, 32));
             acc[j] = _mm_add_epi64(acc[j], _mm_add_epi64(prod, _mm_shuffle_epi32(w, 0x4e)));
         }

@@ -428,6 +428,9 @@ static gpointer worker_thread(gpointer opaque)
 
 static void pipeline_stop(Pipeline *p)
 {
+    if (!p->workers) {
+        return;                 /* never started */
+    }
     g_mutex_lock(&p->lock);
     p->stop = true;
     g_cond_broadcast(&p->writer_cond);

@@ -248,6 +248,14 @@ static void test_page_hash(void)
         b[i] = 0;
     }
     g_assert_cmpuint(dump_page_hash(a, 4095), !=, dump_page_hash(a, 4094));
+    /* the same 128-byte blocks in another order: another page */
+    for (size_t i = 0; i < PAGE; i++) {
+        a[i] = (uint8_t)(i / 128 * 7 + i % 13);
+    }
+    memcpy(b, a + 128, 128);
+    memcpy(b + 128, a, 128);
+    memcpy(b + 256, a + 256, PAGE - 256);
+    g_assert_cmpuint(dump_page_hash(a, PAGE), !=, dump_page_hash(b, PAGE));
 }
 
 int main(int argc, char **argv)
