@@ -264,7 +264,6 @@ typedef struct Pipeline {
     GCond writer_cond;         /* the writer waits here for its batches */
     GCond worker_cond;         /* workers wait here for a free slot */
     guint workers_waiting;
-    guint refill;              /* free slots that wake the waiting workers */
     Batch *slots;
     guint nslots;
     uint64_t next_batch;       /* next batch a worker takes */
@@ -462,7 +461,6 @@ static bool pipeline_start(Pipeline *p, DumpJob *job, uint64_t pages, GError **e
      * slow write (4 MiB into the page cache can take 15 ms here), within RING_BYTES
      * unless the threads need more than one batch each. */
     p->nslots = MIN(8 * threads, MAX(threads + 2, (guint)(RING_BYTES / slot_bytes)));
-    p->refill = MAX(1, p->nslots / 2);
     p->slots = g_new0(Batch, p->nslots);
     for (guint i = 0; i < p->nslots; i++) {
         p->slots[i].data = g_malloc(slot_bytes);
@@ -531,7 +529,7 @@ static void pipeline_release(Pipeline *p, Batch *b)
     g_mutex_lock(&p->lock);
     b->ready = false;
     p->next_write++;
-    if (p->workers_waiting && p->next_write + p->nslots - p->next_batch >= p->refill) {
+    if (p->workers_waiting && p->next_write + p->nslots - p->next_batch >= p->nslots / 2) {
         g_cond_broadcast(&p->worker_cond);
     }
     g_mutex_unlock(&p->lock);
