@@ -1,28 +1,25 @@
 /*
  * pagecodecs: what each page compressor a kdump file can use costs on one guest's
- * memory. Reads an ELF core (QEMU's or minivm's), takes every non-zero page of its
- * PT_LOADs and compresses each one alone, as a kdump writer does: QEMU's zlib,
- * minivm's own codec for each kdump format (dump/compress.c, the code a dump runs),
- * and the levels minivm did not choose. Prints one Markdown row per compressor:
- * microseconds per page (median of --rounds passes, the compressors taking turns in
- * each pass) and the output, a page that does not shrink counting whole (it is
- * stored raw).
+ * memory. Reads a vmcore (an ELF core or a kdump file, QEMU's or minivm's) as
+ * -load-vmcore does, takes every non-zero page and compresses each one alone, as a
+ * kdump writer does: QEMU's zlib and lzo, minivm's own codec for each kdump format
+ * (dump/compress.c, the code a dump runs), and the levels minivm did not choose.
+ * Prints one Markdown row per compressor: microseconds per page (median of --rounds
+ * passes, the compressors taking turns in each pass) and the output, a page that
+ * does not shrink counting whole (it is stored raw).
  *
- *   pagecodecs [--rounds N] CORE
+ *   pagecodecs [--rounds N] VMCORE
  */
 #include "config.h"
 #include "dump/compress.h"
+#include "memory.h"
+#include "vmcore.h"
 #include "util.h"
 
-#include <elf.h>
-#include <fcntl.h>
 #include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 #if CONFIG_LZO
 #include <lzo/lzo1x.h>
@@ -146,38 +143,31 @@ static void codec_close(Codec *c)
     }
 }
 
-/* The non-zero pages of the core's PT_LOADs (pointers into its mapping). */
-static GPtrArray *core_pages(const char *path)
+/* The non-zero pages of a vmcore (ELF or kdump, read as -load-vmcore reads it) in
+ * `mem`, which the caller frees after the pages. */
+static GPtrArray *core_pages(const char *path, GuestMemory **mem)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
+    GError *err = NULL;
+    VmcoreImage *img = vmcore_open(path, &err);
 
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        perror(path);
-        exit(1);
-    }
-    const uint8_t *m = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED || (size_t)st.st_size < sizeof(Elf64_Ehdr) ||
-        memcmp(m, ELFMAG, SELFMAG) || m[EI_CLASS] != ELFCLASS64) {
-        fprintf(stderr, "%s: not a 64-bit ELF core\n", path);
-        exit(1);
-    }
-    const Elf64_Ehdr *eh = (const void *)m;
-    GPtrArray *pages = g_ptr_array_new();
-    for (unsigned i = 0; i < eh->e_phnum; i++) {
-        const Elf64_Phdr *ph = (const void *)(m + eh->e_phoff + (uint64_t)i * eh->e_phentsize);
-        if ((const uint8_t *)(ph + 1) > m + st.st_size) {
+    *mem = img ? guest_memory_new(NULL, &err) : NULL;
+    for (guint i = 0; *mem && i < vmcore_block_count(img); i++) {
+        VmcoreBlock b = vmcore_block(img, i);
+        if (!guest_memory_add(*mem, "core", b.gpa, b.size, &err)) {
             break;
         }
-        if (ph->p_type != PT_LOAD || ph->p_offset > (uint64_t)st.st_size ||
-            ph->p_filesz > (uint64_t)st.st_size - ph->p_offset) {
-            continue;
-        }
-        for (uint64_t off = 0; off + PAGE <= ph->p_filesz; off += PAGE) {
-            const uint8_t *p = m + ph->p_offset + off;
-            if (!buffer_is_zero(p, PAGE)) {
-                g_ptr_array_add(pages, (gpointer)p);
+    }
+    if (err || !vmcore_read_memory(img, *mem, &err)) {
+        fprintf(stderr, "%s\n", err->message);
+        exit(1);
+    }
+    vmcore_close(img);
+    GPtrArray *pages = g_ptr_array_new();
+    for (guint i = 0; i < guest_memory_count(*mem); i++) {
+        const RamBlock *rb = guest_memory_block(*mem, i);
+        for (uint64_t off = 0; off + PAGE <= rb->size; off += PAGE) {
+            if (!buffer_is_zero(rb->host + off, PAGE)) {
+                g_ptr_array_add(pages, rb->host + off);
             }
         }
     }
@@ -200,10 +190,11 @@ int main(int argc, char **argv)
         argc -= 2;
     }
     if (argc != 2 || rounds < 1) {
-        fprintf(stderr, "usage: pagecodecs [--rounds N] CORE\n");
+        fprintf(stderr, "usage: pagecodecs [--rounds N] VMCORE\n");
         return 2;
     }
-    GPtrArray *pages = core_pages(argv[1]);
+    GuestMemory *mem;
+    GPtrArray *pages = core_pages(argv[1], &mem);
     const Codec all[] = {
         { "zlib, level 1 (QEMU's)", QEMU_ZLIB, Z_BEST_SPEED },
         { "libdeflate, level 1 (minivm's kdump-zlib)", MINIVM, 0, DUMP_FORMAT_KDUMP_ZLIB },
@@ -268,5 +259,6 @@ int main(int argc, char **argv)
     g_array_free(codecs, TRUE);
     g_free(out);
     g_ptr_array_free(pages, TRUE);
+    guest_memory_free(mem);
     return 0;
 }
