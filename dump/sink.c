@@ -304,12 +304,12 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
     }
     int flags = fcntl(fd, F_GETFL);
     off_t cur = lseek(fd, 0, SEEK_CUR);
-    sink->seekable = !flattened && flags_seekable(flags, cur) &&
-                     (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
-    sink->base = sink->seekable ? cur : 0;
     sink->regular = S_ISREG(st.st_mode);
+    sink->seekable = !flattened && flags_seekable(flags, cur) &&
+                     (sink->regular || S_ISBLK(st.st_mode));
+    sink->base = sink->seekable ? cur : 0;
     sink->stream_off = flags >= 0 && (flags & O_APPEND) ? st.st_size : cur;
-    sink->sparse = sink->seekable && S_ISREG(st.st_mode) && st.st_size <= cur;
+    sink->sparse = sink->seekable && sink->regular && st.st_size <= cur;
     if (posix_memalign((void **)&sink->buf, DIRECT_ALIGN, SINK_BUF_SIZE)) {
         error_setg(errp, "dump: out of memory for the output buffer");
         return false;
