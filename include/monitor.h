@@ -37,6 +37,9 @@ bool monitor_add_hmp(Monitor *mon, const char *spec, GError **errp);
 void monitor_run(Monitor *mon);
 /* Quit the main loop; SHUTDOWN {guest: false, reason} goes out first. */
 void monitor_request_quit(Monitor *mon, const char *reason);
+/* stop/cont for QMP and HMP: refused while a dump is in progress, as QEMU. */
+bool monitor_stop_vm(Monitor *mon, GError **errp);
+bool monitor_cont_vm(Monitor *mon, GError **errp);
 /* Send an event to every negotiated QMP session. Takes ownership of data. */
 void monitor_emit_event(Monitor *mon, const char *event, JsonObject *data);
 

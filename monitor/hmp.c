@@ -155,17 +155,14 @@ static void hmp_info(Monitor *mon, QmpSession *s, char **argv, int argc, GString
 
 static void hmp_stop(Monitor *mon, QmpSession *s, char **argv, int argc, GString *out)
 {
-    GError *err = NULL;
-
-    vm_stop(mon->vm, RUN_STATE_PAUSED, &err);
-    report(out, err);
+    monitor_stop_vm(mon, NULL);     /* QEMU's HMP stop says nothing, even when refused */
 }
 
 static void hmp_cont(Monitor *mon, QmpSession *s, char **argv, int argc, GString *out)
 {
     GError *err = NULL;
 
-    vm_cont(mon->vm, &err);
+    monitor_cont_vm(mon, &err);
     report(out, err);
 }
 

@@ -17,19 +17,36 @@ JsonNode *qmp_query_status(QmpSession *s, JsonObject *args, GError **errp)
     return qapi_object_node(o);
 }
 
+/* As QEMU: neither stop nor cont while a dump reads the guest's memory (a detached
+ * dump resumes the VM itself when it ends). */
+static bool no_dump_in_progress(Monitor *mon, GError **errp)
+{
+    if (dump_in_progress(mon->dump)) {
+        error_setg(errp, "There is a dump in process, please wait.");
+        return false;
+    }
+    return true;
+}
+
+bool monitor_stop_vm(Monitor *mon, GError **errp)
+{
+    return no_dump_in_progress(mon, errp) && vm_stop(mon->vm, RUN_STATE_PAUSED, errp);
+}
+
+bool monitor_cont_vm(Monitor *mon, GError **errp)
+{
+    return no_dump_in_progress(mon, errp) && vm_cont(mon->vm, errp);
+}
+
 JsonNode *qmp_stop(QmpSession *s, JsonObject *args, GError **errp)
 {
-    vm_stop(s->mon->vm, RUN_STATE_PAUSED, errp);
+    monitor_stop_vm(s->mon, errp);
     return NULL;
 }
 
 JsonNode *qmp_cont(QmpSession *s, JsonObject *args, GError **errp)
 {
-    if (dump_in_progress(s->mon->dump)) {
-        error_setg(errp, "There is a dump in process, please wait.");
-        return NULL;
-    }
-    vm_cont(s->mon->vm, errp);
+    monitor_cont_vm(s->mon, errp);
     return NULL;
 }
 

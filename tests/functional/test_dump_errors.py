@@ -141,6 +141,12 @@ def test_dump_while_one_is_active(q, tmp_path):
         assert dump_error(q, protocol=f'file:{tmp_path / "c"}', format='kdump-raw-zstd') == busy
         out = q.hmp(f'dump-guest-memory {tmp_path / "d"}')
         assert out.splitlines() == ['Error: There is a dump in process, please wait.']
+        # QEMU: neither stop nor cont while a dump reads guest memory; HMP stop is silent
+        assert q.execute('stop')['error'] == busy
+        assert q.execute('cont')['error'] == busy
+        assert q.hmp('cont').splitlines() == ['Error: There is a dump in process, please wait.']
+        assert q.hmp('stop') == ''
+        assert status(q) == 'save-vm'
         assert not any((tmp_path / n).exists() for n in 'abcd')
         assert q.cmd('query-dump')['status'] == 'active'
         ev, data = reader.finish(q)
