@@ -203,16 +203,16 @@ static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
         error_setg(errp, "There is a dump in process, please wait.");
         return false;
     }
+    if (req->format != DUMP_FORMAT_ELF && (req->paging || req->has_begin || req->has_length)) {
+        error_setg(errp, "kdump-compressed format doesn't support paging or filter");
+        return false;
+    }
     if (req->has_begin && !req->has_length) {
         error_setg(errp, "Parameter 'length' is missing");
         return false;
     }
     if (!req->has_begin && req->has_length) {
         error_setg(errp, "Parameter 'begin' is missing");
-        return false;
-    }
-    if (req->format != DUMP_FORMAT_ELF && (req->paging || req->has_begin)) {
-        error_setg(errp, "kdump-compressed format doesn't support paging or filter");
         return false;
     }
     if (req->format == DUMP_FORMAT_WIN_DMP) {

@@ -87,10 +87,12 @@ def test_unopenable_path(q):
 
 
 @pytest.mark.parametrize('fmt', ALL_KDUMP)
-@pytest.mark.parametrize('how', ['paging', 'filter'])
+@pytest.mark.parametrize('how', ['paging', 'filter', 'begin-alone', 'length-alone'])
 def test_kdump_refuses_paging_and_filter(q, tmp_path, fmt, how):
+    """QEMU tests this before the begin/length pairing, so half a filter gets it too."""
     path = tmp_path / 'out'
-    extra = {'paging': True} if how == 'paging' else {'begin': 0, 'length': 4096}
+    extra = {'paging': {'paging': True}, 'filter': {'begin': 0, 'length': 4096},
+             'begin-alone': {'begin': 0}, 'length-alone': {'length': 4096}}[how]
     err = dump_error(q, protocol=f'file:{path}', format=fmt, **extra)
     assert err == {'class': 'GenericError',
                    'desc': "kdump-compressed format doesn't support paging or filter"}
