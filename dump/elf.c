@@ -120,22 +120,24 @@ static bool emit_load(LoadEmitter *e, uint64_t va, uint64_t pa, uint64_t size, G
         return true;
     }
     uint64_t off = memory_offset_of(e->job, e->layout, pa);
-    /* Not dumped (a mapping of non-RAM): no file bytes. QEMU writes p_offset -1
-     * here, which crash reports as a truncated dump; 0 with p_filesz 0 is valid. */
+    /* Not dumped: no file bytes, at an offset inside the file. crash takes the
+     * lowest non-zero p_offset, starting from the first PT_LOAD's, as the size of
+     * the headers, so an offset of 0 there would leave it none. */
     bool dumped = off != UINT64_MAX;
-    ElfPhdr ph = { .type = PT_LOAD, .offset = dumped ? off : 0, .vaddr = va, .paddr = pa,
-                   .filesz = dumped ? size : 0, .memsz = size };
+    ElfPhdr ph = { .type = PT_LOAD, .offset = dumped ? off : e->layout->memory_offset,
+                   .vaddr = va, .paddr = pa, .filesz = dumped ? size : 0, .memsz = size };
     return write_phdr(e->job, e->layout, &ph, errp);
 }
 
-/* A mapping clipped to the begin/length filter (guest-physical), as QEMU does. */
+/* A mapping of RAM clipped to the begin/length filter (guest-physical), as QEMU
+ * does; mappings of anything else (MMIO, nothing) are left out, as QEMU does. */
 static bool mapping_cb(void *opaque, const GuestMapping *m, GError **errp)
 {
     LoadEmitter *e = opaque;
     uint64_t lo = e->job->filter_begin, hi = e->job->filter_end;
     uint64_t start = MAX(m->paddr, lo), end = MIN(m->paddr + m->size, hi);
 
-    if (start >= end) {
+    if (!m->ram || start >= end) {
         return true;
     }
     return emit_load(e, m->vaddr + (start - m->paddr), start, end - start, errp);

@@ -221,6 +221,52 @@ static void test_elf_pn_xnum(void)
     fixture_free(&f);
 }
 
+/* paging=true: a mapping of something other than RAM gets no PT_LOAD, as in QEMU.
+ * Here it is the lowest virtual address: a PT_LOAD for it with p_offset 0 first
+ * would leave crash no headers (it sizes them from the first p_offset). */
+static void test_elf_paging_leaves_out_non_ram(void)
+{
+    Fixture f;
+    const uint64_t size = 2 << 20;
+    GuestMemory *mem = guest_memory_new(NULL, NULL);
+    g_assert_nonnull(guest_memory_add(mem, "ram", 0, size, NULL));
+    uint64_t *pml4 = guest_memory_ptr(mem, 0x1000, 4096), *pdpt = guest_memory_ptr(mem, 0x2000, 4096);
+    uint64_t *pd = guest_memory_ptr(mem, 0x3000, 4096), *pt = guest_memory_ptr(mem, 0x4000, 4096);
+    pml4[0] = 0x2000 | 3;
+    pdpt[0] = 0x3000 | 3;
+    pd[0] = 0x4000 | 3;
+    pt[0] = 0xfee00000 | 1;                      /* the local APIC at virtual 0 */
+    pt[1] = 0x100000 | 1;                        /* RAM at virtual 0x1000 */
+    memset(guest_memory_ptr(mem, 0x100000, 4096), 0xa5, 4096);
+
+    fixture_init(&f, 1, size, true, false);
+    g_array_index(f.ranges, DumpRange, 0).host = guest_memory_ptr(mem, 0, size);
+    VM vm = { .mem = mem };
+    f.cpus[0].cr[0] = CR0_PE | CR0_PG;
+    f.cpus[0].cr[3] = 0x1000;
+    f.job.vm = &vm;
+    f.job.paging_cpu = &f.cpus[0];
+    f.job.filter_end = UINT64_MAX;
+    fixture_write(&f);
+
+    g_autoptr(GBytes) file = read_file(f.path);
+    gsize len;
+    const uint8_t *d = g_bytes_get_data(file, &len);
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)d;
+    const Elf64_Phdr *ph = (const Elf64_Phdr *)(d + eh->e_phoff);
+    g_assert_cmpint(eh->e_phnum, ==, 2);
+    g_assert_cmpint(ph[1].p_type, ==, PT_LOAD);
+    g_assert_cmphex(ph[1].p_vaddr, ==, 0x1000);
+    g_assert_cmphex(ph[1].p_paddr, ==, 0x100000);
+    g_assert_cmpuint(ph[1].p_filesz, ==, 4096);
+    g_assert_cmpuint(ph[1].p_offset + 4096, <=, len);
+    for (int i = 0; i < 4096; i++) {
+        g_assert_cmpint(d[ph[1].p_offset + i], ==, 0xa5);
+    }
+    fixture_free(&f);
+    guest_memory_free(mem);
+}
+
 static void test_elf32_i386(void)
 {
     Fixture f;
@@ -323,6 +369,7 @@ int main(int argc, char **argv)
     g_test_add_func("/elf/elf64-layout", test_elf64_layout);
     g_test_add_func("/elf/pn-xnum", test_elf_pn_xnum);
     g_test_add_func("/elf/elf32-i386", test_elf32_i386);
+    g_test_add_func("/elf/paging-leaves-out-non-ram", test_elf_paging_leaves_out_non_ram);
     g_test_add_func("/elf/pipe", test_elf_to_pipe);
     g_test_add_func("/dump/zero-page", test_zero_page);
     g_test_add_func("/dump/zeromap", test_zeromap);
