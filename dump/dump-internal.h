@@ -116,7 +116,8 @@ void dump_sink_enable_direct(DumpSink *sink);
  * regular file; otherwise nothing). */
 #define DUMP_WRITE_BEHIND_WINDOW (16u << 20)
 void dump_sink_enable_write_behind(DumpSink *sink);
-/* Flush, add the flattened end marker, set the final size of sparse files. */
+/* Flush, add the flattened end marker, set the final size of sparse files, and
+ * close the output (its close() can report a write error too). */
 bool dump_sink_finish(DumpSink *sink, GError **errp);
 /* From any thread: make blocked and later stream writes fail ("cancelled"). */
 void dump_sink_cancel(DumpSink *sink);

@@ -43,6 +43,21 @@ static struct iovec *iov_advance(struct iovec *iov, int *n, size_t done)
     return iov;
 }
 
+/* Close an output fd: a file system may report a write error only there (NFS,
+ * quotas), and then the dump has failed like any other write. Linux frees the fd
+ * even when close() is interrupted. */
+static bool close_output(int *fd, GError **errp)
+{
+    int f = *fd;
+
+    *fd = -1;
+    if (f >= 0 && close(f) < 0 && errno != EINTR) {
+        error_setg_errno(errp, errno, SAVE_FAILED);
+        return false;
+    }
+    return true;
+}
+
 /*
  * Write-behind. A kdump file of a big guest is GiBs that the page cache would
  * otherwise take in dirty: every page of it a fresh page to allocate (on this
@@ -193,8 +208,7 @@ static bool seekable_writev(DumpSink *sink, struct iovec *iov, int n, size_t len
         }
         /* EINVAL and friends: the file system refuses O_DIRECT; short writes: finish
          * through the page cache. Either way, stop using the direct path. */
-        close(sink->direct_fd);
-        sink->direct_fd = -1;
+        close_output(&sink->direct_fd, NULL);  /* its writes were synchronous */
         if (w > 0) {
             iov = iov_advance(iov, &n, (size_t)w);
             pos += w;
@@ -305,8 +319,7 @@ bool dump_sink_open(DumpSink *sink, int fd, bool flattened, GError **errp)
     int flags = fcntl(fd, F_GETFL);
     off_t cur = lseek(fd, 0, SEEK_CUR);
     sink->regular = S_ISREG(st.st_mode);
-    sink->seekable = !flattened && flags_seekable(flags, cur) &&
-                     (sink->regular || S_ISBLK(st.st_mode));
+    sink->seekable = !flattened && flags_seekable(flags, cur);
     sink->base = sink->seekable ? cur : 0;
     sink->stream_off = flags >= 0 && (flags & O_APPEND) ? st.st_size : cur;
     sink->sparse = sink->seekable && sink->regular && st.st_size <= cur;
@@ -404,14 +417,15 @@ bool dump_sink_finish(DumpSink *sink, GError **errp)
     }
     if (sink->flattened) {
         int64_t marker[2] = { -1, -1 };
-        return flat_start(sink, errp) &&
-               stream_write(sink, marker, sizeof(marker), SAVE_FAILED, errp);
-    }
-    if (sink->sparse && ftruncate(sink->fd, sink->base + (off_t)sink->end) < 0) {
+        if (!flat_start(sink, errp) ||
+            !stream_write(sink, marker, sizeof(marker), SAVE_FAILED, errp)) {
+            return false;
+        }
+    } else if (sink->sparse && ftruncate(sink->fd, sink->base + (off_t)sink->end) < 0) {
         error_setg_errno(errp, errno, "dump: failed to set the size of the output");
         return false;
     }
-    return true;
+    return close_output(&sink->direct_fd, errp) && close_output(&sink->fd, errp);
 }
 
 void dump_sink_cancel(DumpSink *sink)
@@ -431,12 +445,7 @@ void dump_sink_close(DumpSink *sink)
     }
     free(sink->buf);
     sink->buf = NULL;
-    if (sink->direct_fd >= 0) {
-        close(sink->direct_fd);
-        sink->direct_fd = -1;
-    }
-    if (sink->fd >= 0) {
-        close(sink->fd);
-        sink->fd = -1;
-    }
+    /* after dump_sink_finish, nothing is left; after a failure, its error is set */
+    close_output(&sink->direct_fd, NULL);
+    close_output(&sink->fd, NULL);
 }

@@ -59,7 +59,9 @@ static uint64_t write_run(int fd, bool flattened, const uint8_t *data)
     size_t done = 0, step = 1000;
     uint64_t behind = 4096;
 
-    g_assert_true(dump_sink_open(&sink, dup(fd), flattened, NULL));
+    int out = dup(fd);
+    g_assert_cmpint(out, >=, 0);
+    g_assert_true(dump_sink_open(&sink, out, flattened, NULL));
     dump_sink_enable_write_behind(&sink);
     g_assert_true(dump_sink_pwrite(&sink, data, 4096, 0, &err));
     g_assert_true(dump_sink_seek(&sink, RUN_START, &err));
@@ -75,6 +77,7 @@ static uint64_t write_run(int fd, bool flattened, const uint8_t *data)
     }
     g_assert_true(dump_sink_finish(&sink, &err));
     g_assert_no_error(err);
+    g_assert_cmpint(fcntl(out, F_GETFD), ==, -1);    /* finish closed it, and checked */
     dump_sink_close(&sink);
     return behind;
 }
