@@ -304,6 +304,15 @@ static bool run_writer(DumpJob *job, GError **errp)
     return false;
 }
 
+/* Run the VM again if the dump stopped it. */
+static void resume_vm(DumpState *ds)
+{
+    if (ds->resume) {
+        ds->resume = false;
+        vm_cont(ds->vm, NULL);
+    }
+}
+
 /* Main context: record the result, DUMP_COMPLETED, resume the VM. */
 static void finish(DumpState *ds, GError *err)
 {
@@ -319,10 +328,7 @@ static void finish(DumpState *ds, GError *err)
     if (ds->completed_fn) {
         ds->completed_fn(ds->completed_opaque, &ds->last, err);
     }
-    if (ds->resume) {
-        ds->resume = false;
-        vm_cont(ds->vm, NULL);
-    }
+    resume_vm(ds);
 }
 
 static gboolean detached_done(gpointer opaque)
@@ -429,9 +435,11 @@ bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd
     DumpJob *job = snapshot(ds, req, ranges, total);
     if (!dump_sink_open(&job->sink, fd, format_is_kdump(req->format) &&
                         !format_is_raw_kdump(req->format), errp)) {
-        job->sink.fd = fd;
-        ds->job = job;
-        finish(ds, errp ? *errp : NULL);
+        /* as QEMU's dump_init failing: status failed, no DUMP_COMPLETED */
+        job->sink.fd = -1;
+        dump_job_free(job);
+        fail_before_start(ds, fd);
+        resume_vm(ds);
         return false;
     }
     g_mutex_lock(&ds->lock);
