@@ -430,7 +430,7 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
         g_string_append(out, "Error: only one of '-z|-l|-s|-Z|-w' can be set\n");
         return;
     }
-    if (raw) {
+    if (raw) {               /* QEMU: -R without a compression still writes ELF */
         if (req.format == DUMP_FORMAT_KDUMP_ZLIB) {
             req.format = DUMP_FORMAT_KDUMP_RAW_ZLIB;
         } else if (req.format == DUMP_FORMAT_KDUMP_LZO) {
@@ -439,9 +439,6 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
             req.format = DUMP_FORMAT_KDUMP_RAW_SNAPPY;
         } else if (req.format == DUMP_FORMAT_KDUMP_ZSTD) {
             req.format = DUMP_FORMAT_KDUMP_RAW_ZSTD;
-        } else {
-            g_string_append(out, "Error: '-R' can only be used with '-z|-l|-s|-Z'\n");
-            return;
         }
     }
     if (pos == 3) {
