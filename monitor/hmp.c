@@ -526,17 +526,70 @@ void hmp_crlf(GString *out)
     g_string_append_len(out, crlf->str, (gssize)crlf->len);
 }
 
+/* A double-quoted word (p after the quote) with QEMU's escapes; NULL and a
+ * message in out if it is not closed or has another escape. */
+static const char *quoted_word(const char *p, GString *w, GString *out)
+{
+    while (*p && *p != '"') {
+        char c = *p++;
+        if (c == '\\') {
+            if (!*p) {
+                break;
+            }
+            c = *p++;
+            if (c == 'n' || c == 'r') {
+                c = c == 'n' ? '\n' : '\r';
+            } else if (c != '\\' && c != '\'' && c != '"') {
+                g_string_append_printf(out, "unsupported escape code: '\\%c'\n", c);
+                return NULL;
+            }
+        }
+        g_string_append_c(w, c);
+    }
+    if (*p != '"') {
+        g_string_append(out, "unterminated string\n");
+        return NULL;
+    }
+    return p + 1;
+}
+
+/* The words of a command line as QEMU's monitor reads them: separated by blanks,
+ * double quotes around a word with blanks, and the command name ending at a '/'
+ * (x/4x addr). NULL, with a message in out, if quoting is broken. */
+static GStrv split_line(const char *p, int *argc, GString *out)
+{
+    g_autoptr(GPtrArray) words = g_ptr_array_new_with_free_func(g_free);
+
+    for (;;) {
+        while (g_ascii_isspace(*p)) {
+            p++;
+        }
+        if (!*p) {
+            break;
+        }
+        g_autoptr(GString) w = g_string_new(NULL);
+        if (*p == '"') {
+            if (!(p = quoted_word(p + 1, w, out))) {
+                return NULL;
+            }
+        } else {
+            do {
+                g_string_append_c(w, *p++);
+            } while (*p && !g_ascii_isspace(*p) && !(words->len == 0 && *p == '/'));
+        }
+        g_ptr_array_add(words, g_string_free(g_steal_pointer(&w), FALSE));
+    }
+    *argc = (int)words->len;
+    g_ptr_array_add(words, NULL);
+    return (GStrv)g_ptr_array_free(g_steal_pointer(&words), FALSE);
+}
+
 void hmp_execute(Monitor *mon, QmpSession *s, const char *line, GString *out)
 {
-    g_auto(GStrv) argv = NULL;
     int argc = 0;
-    GError *err = NULL;
+    g_auto(GStrv) argv = split_line(line, &argc, out);
 
-    if (!g_shell_parse_argv(line, &argc, &argv, &err)) {
-        if (!g_error_matches(err, G_SHELL_ERROR, G_SHELL_ERROR_EMPTY_STRING)) {
-            g_string_append_printf(out, "parse error: %s\n", err->message);
-        }
-        g_error_free(err);
+    if (!argv || !argc) {
         return;
     }
     for (guint i = 0; i < G_N_ELEMENTS(hmp_commands); i++) {

@@ -186,6 +186,19 @@ def test_pmemsave_matches_xp(vm2, hmp, tmp_path):
     assert data[:8] == b'mnimvboo'
 
 
+def test_words_as_qemu_reads_them(hmp, tmp_path):
+    """QEMU's monitor: the command name ends at '/', double quotes keep blanks and take
+    \\ \" \' \n \r escapes, a single quote is an ordinary character."""
+    assert hmp.run('xp/4xg 0x1000') == hmp.run('xp /4xg 0x1000')
+    f = tmp_path / "it's a \"core\".bin"
+    quoted = str(f).replace('\\', '\\\\').replace('"', '\\"')
+    assert hmp.run(f'pmemsave 0x1000 4096 "{quoted}"').strip() == ''
+    assert f.read_bytes()[:8] == b'mnimvboo'
+    assert hmp.run('pmemsave 0 4096 "/tmp/x').strip() == 'unterminated string'
+    assert hmp.run('pmemsave 0 4096 "/tmp/\\x"').strip() == "unsupported escape code: '\\x'"
+    assert 'VM status' in hmp.run('info status')
+
+
 def test_memsave_virtual_matches_pmemsave(hmp, tmp_path):
     """Identity map: memsave of the (static) guest code equals pmemsave of it."""
     v, p = tmp_path / 'v.bin', tmp_path / 'p.bin'
