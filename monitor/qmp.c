@@ -193,7 +193,8 @@ JsonNode *qmp_qmp_capabilities(QmpSession *s, JsonObject *args, GError **errp)
     if (qapi_has(args, "enable")) {
         JsonArray *caps = json_object_get_array_member(args, "enable");
         if (json_array_get_length(caps)) {
-            error_setg(errp, "Capability '%s' not available",
+            /* the schema's enum has only oob; minivm offers no capability */
+            error_setg(errp, "Capability %s not available",
                        json_array_get_string_element(caps, 0));
             return NULL;
         }
@@ -263,14 +264,14 @@ static JsonNode *dispatch(QmpSession *s, JsonNode *root, GError **errp)
         return NULL;
     }
     const QapiCommand *cmd = qapi_find_command(name);
+    if (!s->negotiated && (!cmd || cmd->handler != qmp_qmp_capabilities)) {
+        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,     /* unknown ones too, as QEMU */
+                  "Expecting capabilities negotiation with 'qmp_capabilities'");
+        return NULL;
+    }
     if (!cmd) {
         error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND, "The command %s has not been found",
                   name);
-        return NULL;
-    }
-    if (!s->negotiated && cmd->handler != qmp_qmp_capabilities) {
-        error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
-                  "Expecting capabilities negotiation with 'qmp_capabilities'");
         return NULL;
     }
     if (!qapi_check_args(cmd, args, errp)) {

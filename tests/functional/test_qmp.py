@@ -147,9 +147,13 @@ def test_commands_before_negotiation_refused(shared_vm):
         r = send_json(c, {'execute': 'query-status', 'id': 'a1'})
         assert r['id'] == 'a1'
         assert_error(r, 'CommandNotFound', text)
-        # quit is refused too, and the VM stays up
+        # quit is refused too, and the VM stays up; an unknown command gets the same text
         assert_error(send_json(c, {'execute': 'quit'}), 'CommandNotFound', text)
+        assert_error(send_json(c, {'execute': 'foo'}), 'CommandNotFound', text)
         assert shared_vm.proc.poll() is None
+        # QEMU 7.2's text for a capability that is not offered
+        assert_error(send_json(c, {'execute': 'qmp_capabilities', 'arguments': {'enable': ['oob']}}),
+                     'GenericError', 'Capability oob not available')
         assert send_json(c, {'execute': 'qmp_capabilities'}) == {'return': {}}
         assert c.cmd('query-status')['status'] == 'prelaunch'
     finally:
