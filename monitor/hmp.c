@@ -420,7 +420,7 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
         }
         positional[pos++] = a;
     }
-    if (pos != 1 && pos != 3) {
+    if (pos == 0) {
         g_string_append(out, "dump-guest-memory: usage: dump-guest-memory [-p] [-d] "
                         "[-z|-l|-s|-Z] [-R] filename [begin length]\n");
         return;
@@ -441,12 +441,14 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
             req.format = DUMP_FORMAT_KDUMP_RAW_ZSTD;
         }
     }
-    if (pos == 3) {
-        if (!parse_int64(positional[1], &req.begin) || !parse_int64(positional[2], &req.length)) {
+    if (pos >= 2) {          /* begin alone goes on, as in QEMU: "'length' is missing" */
+        if (!parse_int64(positional[1], &req.begin) ||
+            (pos == 3 && !parse_int64(positional[2], &req.length))) {
             g_string_append(out, "dump-guest-memory: invalid begin or length\n");
             return;
         }
-        req.has_begin = req.has_length = true;
+        req.has_begin = true;
+        req.has_length = pos == 3;
     }
     g_autofree char *protocol = g_strconcat("file:", file, NULL);
     req.protocol = protocol;

@@ -64,6 +64,17 @@ def test_argument_rule(q, tmp_path, rule):
     assert_untouched(q)
 
 
+def test_hmp_passes_begin_alone_on(q, tmp_path):
+    """QEMU's HMP hands a begin without length to the QMP command, which refuses it."""
+    path = tmp_path / 'out'
+    assert q.hmp(f'dump-guest-memory {path} 0x1000').splitlines() == \
+        ["Error: Parameter 'length' is missing"]
+    assert q.hmp(f'dump-guest-memory -z {path} 0x1000').splitlines() == \
+        ["Error: kdump-compressed format doesn't support paging or filter"]
+    assert not path.exists()
+    assert_untouched(q)
+
+
 @pytest.mark.parametrize('protocol', ['foo:/x', '', 'File:/tmp/x', 'unix:/tmp/x'])
 def test_protocol_must_be_file_or_fd(q, protocol):
     err = dump_error(q, protocol=protocol)
