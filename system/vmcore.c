@@ -860,30 +860,40 @@ static void elf_add_extent(GArray *extents, const ElfSegment *s)
     g_array_append_val(extents, e);
 }
 
-/* Sorted by paddr: overlapping loads must map the same file bytes (paging dumps
- * repeat physical ranges); blocks are the page-aligned union, extents the
- * file-backed parts, each read once. */
+/* Sorted by paddr; blocks are the page-aligned union, extents the file-backed
+ * parts, each read once. Overlapping loads are usual: paging dumps repeat physical
+ * ranges at the same file bytes, and Linux's /proc/vmcore gives the kernel's text
+ * a PT_LOAD of its own, at its own file offset, inside the RAM one. The load met
+ * first keeps an overlap; a later one adds only what lies beyond (crash and
+ * makedumpfile also take one load per address; in a real core both hold the same
+ * bytes). */
 static bool elf_build_map(VmcoreImage *img, GArray *loads, GError **errp)
 {
-    const ElfSegment *widest = NULL;
+    uint64_t mapped_end = 0;        /* end of the widest load so far */
+    int64_t delta = 0;              /* its offset - paddr */
 
-    g_array_sort(loads, elf_segment_cmp);
-    for (guint i = 0; i < loads->len; i++) {
-        const ElfSegment *s = &g_array_index(loads, ElfSegment, i);
-        if (widest && s->paddr < widest->paddr + widest->memsz) {
-            if (s->offset - s->paddr != widest->offset - widest->paddr) {
-                return bad(img, errp, "PT_LOAD %u overlaps PT_LOAD %u",
-                           MIN(s->index, widest->index), MAX(s->index, widest->index));
-            }
-        }
-        if (!widest || s->paddr + s->memsz > widest->paddr + widest->memsz) {
-            widest = s;
-        }
-        map_add_block(img->blocks, s->paddr, s->paddr + s->memsz);
-        elf_add_extent(img->extents, s);
-    }
     if (!loads->len) {
         return bad(img, errp, "no PT_LOAD describes guest RAM");
+    }
+    g_array_sort(loads, elf_segment_cmp);
+    for (guint i = 0; i < loads->len; i++) {
+        ElfSegment s = g_array_index(loads, ElfSegment, i);
+        if (i && s.paddr < mapped_end && (int64_t)(s.offset - s.paddr) != delta) {
+            if (s.paddr + s.memsz <= mapped_end) {
+                continue;
+            }
+            uint64_t skip = mapped_end - s.paddr;
+            s.paddr = mapped_end;
+            s.memsz -= skip;
+            s.offset += MIN(skip, s.filesz);
+            s.filesz -= MIN(skip, s.filesz);
+        }
+        if (!i || s.paddr + s.memsz > mapped_end) {
+            mapped_end = s.paddr + s.memsz;
+            delta = (int64_t)(s.offset - s.paddr);
+        }
+        map_add_block(img->blocks, s.paddr, s.paddr + s.memsz);
+        elf_add_extent(img->extents, &s);
     }
     return true;
 }
@@ -989,15 +999,35 @@ static bool sane_block_size(uint32_t bs)
     return bs >= GUEST_PAGE_SIZE && bs <= (1u << 20) && (bs & (bs - 1)) == 0;
 }
 
-/* i386 dumps use the 32-bit layout; try it first unless the machine is x86_64. */
+/* Whether the header read with a layout describes a file: a sane block size, a
+ * sub-header and bitmaps, all inside the file. */
+static bool kdump_layout_fits(const VmcoreImage *img, const uint8_t *h, const KdumpFields *l)
+{
+    uint64_t bs = get32(h + l->block_size);
+    uint64_t sub = get32(h + l->sub_hdr_size), bitmaps = get32(h + l->bitmap_blocks);
+
+    return sane_block_size((uint32_t)bs) && sub >= 1 && bitmaps >= 2 &&
+           (1 + sub + bitmaps) * bs <= img->size;
+}
+
+/*
+ * The 32-bit layout (i386 dumps) or the 64-bit one: the one the header fits.
+ * utsname.machine does not tell: qemu-system-x86_64 writes "x86_64" in the 32-bit
+ * header of a 32-bit guest, whose max_mapnr (0x100000 when RAM reaches 4 GiB) then
+ * lies where the 64-bit layout has block_size. It decides only when both fit.
+ */
 static bool kdump_pick_layout(VmcoreImage *img, const uint8_t *h, KdumpHeader *kh,
                               GError **errp)
 {
     bool x86_64 = strncmp((const char *)h + KDUMP_UTS_MACHINE, "x86_64", 7) == 0;
+    bool fits64 = kdump_layout_fits(img, h, &kdump_fields64);
+    bool fits32 = kdump_layout_fits(img, h, &kdump_fields32);
     uint32_t bs64 = get32(h + kdump_fields64.block_size);
     uint32_t bs32 = get32(h + kdump_fields32.block_size);
 
-    if (!x86_64 && sane_block_size(bs32)) {
+    if (fits32 != fits64) {
+        kh->layout = fits32 ? &kdump_fields32 : &kdump_fields64;
+    } else if (!x86_64 && sane_block_size(bs32)) {     /* both or neither: by name */
         kh->layout = &kdump_fields32;
     } else if (sane_block_size(bs64)) {
         kh->layout = &kdump_fields64;
