@@ -15,7 +15,7 @@ import pytest
 
 from dumpcheck import (assert_rss_flat, fd_count, vm_rss_kib, KdumpHeader, ElfCore, MemImage, FORMAT_FLAG, codec_of, drain,
                        is_flattened, kdumpfile_open, kdumpfile_page, kvm_available,
-                       make_mem_file, pmemsave, reassemble, start_vm)
+                       make_mem_file, missing_reader, pmemsave, reassemble, start_vm)
 from qmp import HMPClient, QMPClient
 
 N = 200
@@ -86,11 +86,12 @@ def check_readable(path, fmt, mem, tmp_path):
     """The dump opens in a real reader and carries the guest's pages."""
     pfns = [0, 0x400, 0x401, 0x800, 0x9ff, MEM_BYTES // 4096 - 1]
     if fmt == 'elf':
-        if shutil.which('readelf'):
-            proc = subprocess.run(['readelf', '-h', str(path)], capture_output=True, text=True,
-                                  timeout=60)
-            assert proc.returncode == 0 and 'Type:' in proc.stdout and 'CORE' in proc.stdout, \
-                proc.stdout + proc.stderr
+        if not shutil.which('readelf'):
+            missing_reader('readelf (binutils) is not installed')
+        proc = subprocess.run(['readelf', '-h', str(path)], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0 and 'Type:' in proc.stdout and 'CORE' in proc.stdout, \
+            proc.stdout + proc.stderr
         core = ElfCore(path)
         assert sum(p['memsz'] for p in core.loads) == MEM_BYTES
         for pfn in pfns:

@@ -11,18 +11,19 @@ sys.path.insert(0, str(ROOT / 'tests' / 'fixtures'))
 sys.path.insert(0, str(ROOT / 'tests' / 'functional'))
 
 import linux_fixture  # noqa: E402
+from dumpcheck import missing_reader  # noqa: E402
 
 
 def _fixture(name):
     missing = [t for t in ('qemu-system-x86_64', 'crash', 'makedumpfile') if not shutil.which(t)]
     if missing:
-        pytest.skip(f'interop tests need {", ".join(missing)} (make check installs them)')
+        missing_reader(f'interop tests need {", ".join(missing)}')
     try:
         fx = linux_fixture.get_fixture(name)
     except linux_fixture.FixtureError as e:
-        pytest.skip(f'the {name} Linux fixture could not be built here: {e}'.splitlines()[0])
+        missing_reader(f'the {name} Linux fixture could not be built here: {e}'.splitlines()[0])
     if not fx['vmlinux'] or not os.path.exists(fx['vmlinux']):
-        pytest.skip('the kernel debug symbols are missing: install linux-image-cloud-amd64-dbg')
+        missing_reader('the kernel debug symbols are missing: install linux-image-cloud-amd64-dbg')
     return fx
 
 
