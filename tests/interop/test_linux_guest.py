@@ -86,6 +86,53 @@ def test_crash_same_report(restored, small_linux, fmt):
     assert report == restored.baseline
 
 
+@pytest.mark.parametrize('which', ['kdump', 'kdump_raw'])
+def test_restore_from_qemus_kdump(small_linux, tmp_path, which):
+    """-load-vmcore of QEMU's own kdump-zlib file (flattened, and reassembled by
+    makedumpfile -R): minivm's ELF of it reads in crash as QEMU's ELF of the guest does,
+    and holds the same pages as QEMU's ELF (libkdumpfile on both)."""
+    src = small_linux[which]
+    assert src and os.path.exists(src)
+    with Minivm('-load-vmcore', src, accel='none', workdir=tmp_path) as vm:
+        vm.work = tmp_path
+        out = dump(vm, 'elf')
+    baseline = readers.crash_report(small_linux['vmlinux'], small_linux['elf'])
+    assert readers.crash_report(small_linux['vmlinux'], out) == baseline
+    rng = random.Random(7)
+    addrs = [0x1000000] + [rng.randrange(0x100, 0x20000) << 12 for _ in range(64)]  # 1M-512M
+    assert readers.kdump_pages(out, addrs) == readers.kdump_pages(small_linux['elf'], addrs)
+
+
+def makedumpfile_codecs():
+    """The page codecs this makedumpfile was built with (zlib always; Debian 12's has lzo,
+    not snappy or zstd)."""
+    out = subprocess.run(['makedumpfile', '-v'], capture_output=True, text=True).stdout
+    return {'zlib'} | {m.group(1) for m in re.finditer(r'^(\w+)\s+enabled$', out, re.M)}
+
+
+def test_makedumpfile_dmesg(restored, small_linux, tmp_path):
+    """makedumpfile reads minivm's ELF and kdump files as dumps (--dump-dmesg walks the
+    printk ring through VMCOREINFO): the log equals crash's `log` of QEMU's ELF. (It
+    cannot read QEMU 7.2's own files: "Can't get the number of PT_LOAD" for the ELF, no
+    utsname for the kdump.)"""
+    log = readers.crash_report(small_linux['vmlinux'], small_linux['elf'], 'log\nquit\n')
+    want = [line for line in log.splitlines() if line.startswith('[')]
+    assert any('Kernel panic' in line for line in want), log
+    codecs = makedumpfile_codecs()
+    formats = ['elf'] + [f for f in KDUMP_FORMATS if f.startswith('kdump-raw-')
+                         and f.rsplit('-', 1)[1] in codecs]
+    assert {'elf', 'kdump-raw-zlib', 'kdump-raw-lzo'} <= set(formats), codecs
+    for fmt in formats:
+        out = dump(restored, fmt)
+        text = tmp_path / f'{fmt}.dmesg'
+        r = subprocess.run(['makedumpfile', '--dump-dmesg', str(out), str(text)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, (fmt, r.stdout + r.stderr)
+        got = [line for line in text.read_text().splitlines() if line.startswith('[')]
+        assert got == want, fmt
+        out.unlink()
+
+
 def test_drgn_reads_minivm_kdump_but_not_qemus(restored, small_linux):
     out = dump(restored, 'kdump-raw-zlib')
     rc, text = readers.drgn_crashed_stack(out, small_linux['vmlinux'])
@@ -154,6 +201,7 @@ def test_big_fixture_above_4g(big_linux, tmp_path):
                 q.read(kdumpfile.KDUMP_MACHPHYSADDR, a, 4096)
         report = readers.crash_report(big_linux['vmlinux'], out)
         assert 'sysrq triggered crash' in report
+        assert report == readers.crash_report(big_linux['vmlinux'], big_linux['elf'])
         # the guest's pattern lies above 4 GiB in this fixture: find it there, then read
         # the same page back through the dump
         hi = tmp_path / 'above-4g.bin'
