@@ -32,8 +32,10 @@ typedef struct X86Table {
 enum { R_EAX, R_ECX, R_EDX, R_EBX, R_ESP, R_EBP, R_ESI, R_EDI,
        R_R8, R_R9, R_R10, R_R11, R_R12, R_R13, R_R14, R_R15 };
 
+#define EFER_SCE (1ULL << 0)
 #define EFER_LME (1ULL << 8)
 #define EFER_LMA (1ULL << 10)
+#define EFER_NXE (1ULL << 11)
 #define CR0_PE   (1ULL << 0)
 #define CR0_PG   (1ULL << 31)
 #define CR4_PAE  (1ULL << 5)

@@ -103,6 +103,7 @@ struct VmcoreImage {
     GArray *flat;           /* FlatRecord by logical offset; NULL for a plain file */
     VmcoreFormat format;
     uint16_t machine;       /* ELF e_machine; 0 for kdump */
+    bool prstatus64;        /* the NT_PRSTATUS notes are x86_64's */
     GArray *blocks;         /* VmcoreBlock */
     GArray *cpus;           /* X86CPUState */
     GArray *qemu_notes;     /* const uint8_t * into a note buffer, while parsing */
@@ -470,6 +471,7 @@ static bool note_prstatus(VmcoreImage *img, const uint8_t *desc, uint32_t descsz
     if (img->cpus->len >= VMCORE_MAX_CPUS) {
         return bad(img, errp, "more than %u NT_PRSTATUS notes", VMCORE_MAX_CPUS);
     }
+    img->prstatus64 = descsz == PRSTATUS64_SIZE;
     if (descsz == PRSTATUS64_SIZE) {
         prstatus64(&s, desc);
     } else {
@@ -518,6 +520,23 @@ static void cpu_apply_qemu_note(X86CPUState *s, const uint8_t *d)
     s->kernel_gs_base = get32(d + 4) >= QEMU_NOTE_KGS ? get64(d + 432) : 0;
 }
 
+/*
+ * EFER is in no note. Long mode is where CS says so, or where an x86_64 prstatus
+ * comes with paging and PAE: a vCPU caught in a 32-bit process has CS.L clear.
+ * NX goes with PAE paging and SYSCALL with long mode, as every x86_64 Linux turns
+ * them on: page tables with NX bits and system calls work if the VM runs on.
+ */
+static uint64_t restored_efer(const X86CPUState *s, bool x86_64)
+{
+    bool pae_paging = (s->cr[0] & CR0_PG) && (s->cr[4] & CR4_PAE);
+    uint64_t efer = pae_paging ? EFER_NXE : 0;
+
+    if ((s->cs.flags & SEG_FLAG_L) || (x86_64 && pae_paging)) {
+        efer |= EFER_LME | EFER_LMA | EFER_SCE;
+    }
+    return efer;
+}
+
 /* The i-th QEMU note belongs to the i-th NT_PRSTATUS vCPU. */
 static bool cpus_finish(VmcoreImage *img, GError **errp)
 {
@@ -535,7 +554,7 @@ static bool cpus_finish(VmcoreImage *img, GError **errp)
         if (i < img->qemu_notes->len) {
             cpu_apply_qemu_note(s, g_array_index(img->qemu_notes, const uint8_t *, i));
         }
-        s->efer = (s->cs.flags & SEG_FLAG_L) ? EFER_LME | EFER_LMA : 0;
+        s->efer = restored_efer(s, img->prstatus64);
         s->apic_base = i == 0 ? APIC_BASE_BSP : APIC_BASE_AP;
     }
     g_array_set_size(img->qemu_notes, 0);

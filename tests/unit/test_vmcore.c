@@ -141,7 +141,7 @@ static X86CPUState make_cpu(guint i, bool long_mode, bool kgs)
     s.cr[2] = 0x1234 + i;
     s.cr[3] = 0x1ac6000 + i * 0x1000;
     s.cr[4] = long_mode ? 0x6b0 : 0;
-    s.efer = long_mode ? EFER_LME | EFER_LMA : 0;
+    s.efer = long_mode ? EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE : 0;
     s.apic_base = i == 0 ? 0xfee00900 : 0xfee00800;
     s.kernel_gs_base = kgs ? 0x7ff000 + i : 0;
     return s;
@@ -621,11 +621,36 @@ static void test_elf_prstatus_only(void)
         g_assert_cmphex(s->fs.base, ==, want.fs.base);
         g_assert_cmphex(s->gs.base, ==, want.gs.base);
         g_assert_true(s->tr.flags & SEG_FLAG_P);
-        g_assert_cmphex(s->efer, ==, EFER_LME | EFER_LMA);
+        g_assert_cmphex(s->efer, ==, EFER_LME | EFER_LMA | EFER_NXE | EFER_SCE);
         g_assert_true(s->cr[0] & CR0_PG);
         g_assert_true(s->cr[4] & CR4_PAE);
         g_assert_cmphex(s->apic_base, ==, i == 0 ? 0xfee00900 : 0xfee00800);
     }
+    vmcore_close(img);
+}
+
+/* A vCPU caught in a 32-bit process of a 64-bit kernel: CS.L clear, yet long mode
+ * (an x86_64 prstatus, paging with PAE); a re-dump must stay ELFCLASS64. */
+static void test_elf_compat_mode_cpu(void)
+{
+    g_autoptr(GByteArray) notes = g_byte_array_new();
+    uint8_t d[440];
+    X86CPUState want = make_cpu(0, true, true);
+
+    want.cs = seg(0x23, 0xffffffff, 0x00cffb00, 0);     /* 32-bit user code */
+    want.rip = 0x8048000;
+    prstatus64(&want, 0, d);
+    note_add(notes, "CORE", NT_PRSTATUS, d, 336);
+    qemu_cpu_state(&want, 440, d);
+    note_add(notes, "QEMU", 0, d, 440);
+    ElfSpec spec = { true, EM_X86_64, basic_loads, 4, notes, 0 };
+    g_autoptr(GByteArray) out = elf_build(&spec);
+    g_autofree char *path = write_file("compat-mode", out);
+    VmcoreImage *img = open_ok(path);
+
+    g_assert_cmpuint(vmcore_cpu_count(img), ==, 1);
+    assert_cpu(vmcore_cpu(img, 0), &want);
+    g_assert_true(x86_cpu_long_mode(vmcore_cpu(img, 0)));
     vmcore_close(img);
 }
 
@@ -1295,6 +1320,7 @@ int main(int argc, char **argv)
     g_test_add_func("/vmcore/elf/prstatus-only", test_elf_prstatus_only);
     g_test_add_func("/vmcore/elf/paging-duplicates", test_elf_paging_duplicates);
     g_test_add_func("/vmcore/elf/kernel-text-load", test_elf_kernel_text_load);
+    g_test_add_func("/vmcore/elf/compat-mode-cpu", test_elf_compat_mode_cpu);
     g_test_add_func("/vmcore/elf/pn-xnum", test_elf_pn_xnum);
     g_test_add_func("/vmcore/elf/flattened", test_flat_elf);
     for (guint i = 0; i < G_N_ELEMENTS(kdump_cases); i++) {
