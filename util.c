@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -115,7 +116,7 @@ bool parse_size(const char *str, uint64_t default_unit, uint64_t *out)
 
     errno = 0;
     double v = g_ascii_strtod(str, &end);
-    if (errno || end == str || v < 0) {
+    if (errno || end == str || !isfinite(v) || v < 0) {     /* "nan", "inf" parse too */
         return false;
     }
     switch (g_ascii_toupper(*end)) {

@@ -60,6 +60,8 @@ BASE = ['-accel', 'none', '-m', '16M', '-serial', 'none']
     (['-m', '0'], ['-m']),
     (['-m', '-5'], ['-5']),
     (['-m', '12Q'], ['12Q']),
+    (['-m', 'nan'], ['nan']),
+    (['-m', 'infG'], ['infG']),
     (['-m'], ['-m']),
     (['-smp', '0'], ['-smp']),
     (['-smp', 'two'], ['two']),
@@ -74,6 +76,7 @@ BASE = ['-accel', 'none', '-m', '16M', '-serial', 'none']
     (['-qmp', 'bogus:whatever'], ['bogus:whatever']),
     (['-qmp', 'tcp:127.0.0.1:notaport,server=on,wait=off'], ['notaport']),
 ], ids=['unknown-option', 'unknown-long-option', 'm-foo', 'm-zero', 'm-negative', 'm-suffix',
+        'm-nan', 'm-inf',
         'm-missing-arg', 'smp-zero', 'smp-word', 'accel', 'kernel-missing', 'vmcore-missing',
         'mem-path-dir', 'serial-path', 'qmp-socket-path', 'monitor-socket-path', 'qmp-spec',
         'tcp-port'])
