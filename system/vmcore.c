@@ -943,36 +943,33 @@ static bool elf_open(VmcoreImage *img, GError **errp)
            elf_read_notes(img, notes, keep, errp);
 }
 
-/* Guest RAM for [gpa, gpa+len): its block, the host pointer and how many bytes fit. */
-static uint8_t *guest_span(const GuestMemory *mem, uint64_t gpa, uint64_t len, uint64_t *n,
-                           const RamBlock **block)
+/* Guest RAM for [gpa, gpa+len): the host pointer and how many bytes fit. */
+static uint8_t *guest_span(const GuestMemory *mem, uint64_t gpa, uint64_t len, uint64_t *n)
 {
     for (guint i = 0; i < guest_memory_count(mem); i++) {
         RamBlock *b = guest_memory_block(mem, i);
         if (gpa >= b->gpa && gpa - b->gpa < b->size) {
             *n = MIN(len, b->size - (gpa - b->gpa));
-            *block = b;
             return b->host + (gpa - b->gpa);
         }
     }
     return NULL;
 }
 
-/* Copy src to dst a guest page at a time; pages that are all zero are left out
- * when dst is known to hold zeros already. */
-static void copy_pages(uint8_t *dst, const uint8_t *src, uint64_t len, bool dst_zeroed)
+/* Copy src into zeroed guest RAM a guest page at a time, leaving out the pages
+ * that are all zero. */
+static void copy_pages(uint8_t *dst, const uint8_t *src, uint64_t len)
 {
     for (uint64_t off = 0, step; off < len; off += step) {
         step = MIN(len - off, GUEST_PAGE_SIZE - ((uintptr_t)(dst + off) & (GUEST_PAGE_SIZE - 1)));
-        if (!dst_zeroed || !buffer_is_zero(src + off, step)) {
+        if (!buffer_is_zero(src + off, step)) {
             memcpy(dst + off, src + off, step);
         }
     }
 }
 
 /* Through a bounce buffer, so that zero pages (file holes included) are never
- * written into anonymous RAM (see vmcore_read_memory), and a -mem-path file's old
- * content under them is overwritten. */
+ * written into guest RAM (see vmcore_read_memory). */
 static bool elf_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
 {
     g_autofree uint8_t *bounce = g_malloc(IO_BATCH);
@@ -980,8 +977,7 @@ static bool elf_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
     for (guint i = 0; i < img->extents->len; i++) {
         const ElfExtent *e = &g_array_index(img->extents, ElfExtent, i);
         for (uint64_t done = 0, n; done < e->size; done += n) {
-            const RamBlock *b;
-            uint8_t *host = guest_span(mem, e->paddr + done, e->size - done, &n, &b);
+            uint8_t *host = guest_span(mem, e->paddr + done, e->size - done, &n);
             if (!host) {
                 return bad(img, errp, "guest RAM does not cover address 0x%" PRIx64,
                            e->paddr + done);
@@ -992,7 +988,7 @@ static bool elf_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
                 if (!src_read_sparse(img, bounce, m, e->offset + done + k, errp)) {
                     return false;
                 }
-                copy_pages(host + k, bounce, m, b->anonymous);
+                copy_pages(host + k, bounce, m);
             }
         }
     }
@@ -1592,14 +1588,22 @@ GBytes *vmcore_guest_note(const VmcoreImage *img)
  * no memory, and a later dump knows them to be zero from /proc/self/pagemap without
  * reading them. So zero pages are never written into it, and it is kept off
  * transparent huge pages, which would make the zero pages around every written
- * page present too.
+ * page present too. RAM in a -mem-path file is zeroed first.
  */
 bool vmcore_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
 {
     for (guint i = 0; i < guest_memory_count(mem); i++) {
         RamBlock *b = guest_memory_block(mem, i);
-        if (b->anonymous && madvise(b->host, b->size, MADV_NOHUGEPAGE) < 0) {
-            /* a kernel without THP: nothing to turn off */
+        if (b->anonymous) {
+            if (madvise(b->host, b->size, MADV_NOHUGEPAGE) < 0) {
+                /* a kernel without THP: nothing to turn off */
+            }
+        } else if (fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                             (off_t)b->offset, (off_t)b->size) < 0) {
+            /* A -mem-path file may hold an earlier guest: its block starts zeroed
+             * too (a hole, or written over where holes are not supported), so
+             * that nothing of it shows where the vmcore has zeros or no page. */
+            memset(b->host, 0, b->size);
         }
     }
     if (img->format == VMCORE_ELF) {
