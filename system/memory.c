@@ -17,6 +17,16 @@ GuestMemory *guest_memory_new(const char *mem_path, GError **errp)
     mem->fd = -1;
     if (mem_path) {
         mem->fd = open(mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (mem->fd < 0 && errno == EISDIR) {
+            /* as QEMU: a directory (say /dev/hugepages) gets a file of its own */
+            g_autofree char *tmpl = g_build_filename(mem_path, "minivm_back_mem.XXXXXX", NULL);
+            mem->fd = g_mkstemp_full(tmpl, O_RDWR | O_CLOEXEC, 0600);
+            if (mem->fd >= 0 && unlink(tmpl) < 0) {
+                error_setg_errno(errp, errno, "can't unlink %s", tmpl);
+                guest_memory_free(mem);
+                return NULL;
+            }
+        }
         if (mem->fd < 0) {
             error_setg_errno(errp, errno, "can't open backing store %s for guest RAM", mem_path);
             guest_memory_free(mem);

@@ -163,6 +163,18 @@ def test_mem_path_existing_file_is_used(make_vm, tmp_path):
     assert vm.qmp.cmd('query-status')['status'] == 'prelaunch'
 
 
+def test_mem_path_directory(make_vm, tmp_path):
+    """As QEMU: a directory gets a file of its own, unlinked at once (nothing is left
+    behind in it), and RAM works as in a named file."""
+    vm = make_vm('-S', '-mem-path', str(tmp_path), mem='32M', accel='none')
+    assert list(tmp_path.iterdir()) == []
+    pid = vm.proc.pid
+    maps = open(f'/proc/{pid}/maps').read()
+    assert re.search(rf'{re.escape(str(tmp_path))}/minivm_back_mem\.\w+ \(deleted\)', maps), maps
+    out = vm.qmp.hmp(f'xp /1xg {BOOT_INFO:#x}')
+    assert int(out.split(':')[1].split()[0], 16) == BOOT_MAGIC, out
+
+
 # ---- RAM layout ----
 
 def test_ram_split_at_3_5_gib(make_vm):
