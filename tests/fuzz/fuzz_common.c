@@ -176,6 +176,12 @@ FILE *fuzz_sandbox_fopen64(const char *path, const char *mode)
     return fuzz_sandbox_fopen(path, mode);
 }
 
+gint fuzz_sandbox_g_mkstemp_full(gchar *tmpl, gint flags, gint mode);
+gint fuzz_sandbox_g_mkstemp_full(gchar *tmpl, gint flags, gint mode)
+{
+    return inside_tmpdir(tmpl) ? g_mkstemp_full(tmpl, flags, mode) : refuse();
+}
+
 int fuzz_sandbox_unlink(const char *path);
 int fuzz_sandbox_unlink(const char *path)
 {
