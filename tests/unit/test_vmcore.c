@@ -654,6 +654,23 @@ static void test_elf_compat_mode_cpu(void)
     vmcore_close(img);
 }
 
+/* An x86_64 core of these loads (identity_len bytes of data first), opened, with one
+ * block, want, and its memory loaded. */
+static VmcoreImage *open_x86_64_loads(const char *name, const TestLoad *loads, guint n,
+                                      uint64_t identity_len, const VmcoreBlock *want,
+                                      GuestMemory **mem)
+{
+    g_autoptr(GByteArray) notes = make_notes(CPU_X86_64, 440);
+    ElfSpec spec = { true, EM_X86_64, loads, n, notes, identity_len };
+    g_autoptr(GByteArray) out = elf_build(&spec);
+    g_autofree char *path = write_file(name, out);
+    VmcoreImage *img = open_ok(path);
+
+    check_blocks(img, want, 1);
+    *mem = load_ok(img);
+    return img;
+}
+
 /* Paging dumps: duplicate and nested loads over the same bytes, unbacked mappings. */
 static void test_elf_paging_duplicates(void)
 {
@@ -666,15 +683,11 @@ static void test_elf_paging_duplicates(void)
         { UINT64_MAX, 0x1000, 0x1000, 0 },           /* p_paddr all-ones: skipped */
         { 0x18000, 0x10000, 0x8000, 0x18000 },       /* overlaps, runs on with zeros */
     };
-    g_autoptr(GByteArray) notes = make_notes(CPU_X86_64, 440);
-    ElfSpec spec = { true, EM_X86_64, loads, G_N_ELEMENTS(loads), notes, 0x20000 };
-    g_autoptr(GByteArray) out = elf_build(&spec);
-    g_autofree char *path = write_file("paging", out);
-    const VmcoreBlock want[] = { { 0, 0x28000 } };
-    VmcoreImage *img = open_ok(path);
+    const VmcoreBlock want = { 0, 0x28000 };
+    GuestMemory *mem;
+    VmcoreImage *img = open_x86_64_loads("paging", loads, G_N_ELEMENTS(loads), 0x20000, &want,
+                                         &mem);
 
-    check_blocks(img, want, 1);
-    GuestMemory *mem = load_ok(img);
     check_loads_memory(mem, loads, 1);
     for (uint64_t gpa = 0x20000; gpa < 0x28000; gpa += PAGE) {
         check_page(mem, gpa, true);
@@ -693,15 +706,11 @@ static void test_elf_kernel_text_load(void)
         { 0, 0x20000, 0x20000, ELF_DATA_AUTO },         /* the RAM around it */
         { 0x1c000, 0x8000, 0x6000, ELF_DATA_AUTO },     /* past it, then a zero tail */
     };
-    g_autoptr(GByteArray) notes = make_notes(CPU_X86_64, 440);
-    ElfSpec spec = { true, EM_X86_64, loads, G_N_ELEMENTS(loads), notes, 0 };
-    g_autoptr(GByteArray) out = elf_build(&spec);
-    g_autofree char *path = write_file("kernel-text", out);
-    const VmcoreBlock want[] = { { 0, 0x24000 } };
-    VmcoreImage *img = open_ok(path);
+    const VmcoreBlock want = { 0, 0x24000 };
+    GuestMemory *mem;
+    VmcoreImage *img = open_x86_64_loads("kernel-text", loads, G_N_ELEMENTS(loads), 0, &want,
+                                         &mem);
 
-    check_blocks(img, want, 1);
-    GuestMemory *mem = load_ok(img);
     check_loads_memory(mem, loads, G_N_ELEMENTS(loads));
     guest_memory_free(mem);
     vmcore_close(img);
