@@ -394,7 +394,10 @@ static void vcpu_park(VCPU *cpu)
 
     v->run->immediate_exit = 1;
     while (ioctl(v->fd, KVM_RUN, 0) == 0) {
-        /* an exit completed during the flush: nothing more to do for it */
+        /* Finishing the last exit's instruction needed userspace again (the next
+         * batch of a rep outsb/insb, the next part of a split MMIO access): serve
+         * that I/O too, then flush again. The guest does not run in between. */
+        handle_exit(cpu, 0, 0);
     }
     if (!kvm_get_state(cpu, &err)) {
         g_printerr("minivm: %s\n", err->message);
