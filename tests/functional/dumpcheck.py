@@ -4,6 +4,7 @@ stream (FORMATS.md sections 1, 2, 5 and 6), plus the real readers (libkdumpfile,
 makedumpfile -R, gdb, crash)."""
 import contextlib
 import ctypes
+import hashlib
 import mmap
 import os
 import re
@@ -84,9 +85,33 @@ def start_filled_vm(workdir, mem='128M', smp=2):
     KVM, -accel none over a -mem-path file of such pages (zero below FILL_START, like the
     demo guest)."""
     if kvm_available():
-        return start_vm(mem=mem, smp=smp)
+        vm = start_vm(mem=mem, smp=smp)
+        vm.filled_sha256 = None
+        return vm
     ram = make_mem_file(Path(workdir) / 'ram', mem_bytes(mem), zero_below=FILL_START)
-    return start_vm('-mem-path', str(ram), mem=mem, smp=smp, accel='none')
+    digest = filled_digest(ram)                 # before minivm maps the file
+    vm = start_vm('-mem-path', str(ram), mem=mem, smp=smp, accel='none')
+    vm.filled_sha256 = digest
+    return vm
+
+
+def filled_digest(path):
+    """sha256 of a RAM image from FILL_START on (below it minivm writes boot data)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        f.seek(FILL_START)
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def pmemsave_filled(vm, path, size):
+    """pmemsave of a start_filled_vm guest, checked against the pages written into its
+    -mem-path file before minivm started (without KVM), so that what the dump tests take
+    as the guest's memory does not come from minivm alone."""
+    pmemsave(vm.qmp, path, size)
+    if vm.filled_sha256:
+        assert filled_digest(path) == vm.filled_sha256, 'pmemsave differs from the RAM file'
 
 
 def read_socket_dump(q, fmt='elf', name='ksock'):

@@ -15,7 +15,7 @@ from dumpcheck import (assert_rss_flat, read_socket_dump, vm_rss_kib, NEED_KVM, 
                        dump_error, event_names, files_equal, gdb_binary, gdb_threads, hmp_registers,
                        kdumpfile_open, kdumpfile_page, kvm_available, pmemsave,  # noqa: F401
                        make_mem_file, prstatus_regs, qemu_note_regs, ram_ranges, run_tool, sample_pfns,
-                       missing_reader, send_fd, start_filled_vm, status)
+                       missing_reader, pmemsave_filled, send_fd, start_filled_vm, status)
 
 MEM = 128 << 20
 SMP = 2
@@ -29,7 +29,7 @@ def paused(tmp_path_factory):
     try:
         q = vm.qmp
         q.cmd('stop')
-        pmemsave(q, d / 'mem', MEM)
+        pmemsave_filled(vm, d / 'mem', MEM)
         regs = hmp_registers(q)
         dump(q, d / 'core.elf')
         q.events.clear()

@@ -16,7 +16,7 @@ from dumpcheck import (read_socket_dump, FORMAT_FLAG, KDUMP_FORMATS, KDUMP_RAW_F
                        compare_reader_with_mem, compressible, crash_header, dump, dump_error, files_equal,
                        is_flattened, kdumpfile_open, kdumpfile_page, make_mem_file, page_cache_bytes,
                        pmemsave, ram_ranges, raw_of, reassemble, sample_pfns,  # noqa: F401
-                       send_fd, start_filled_vm, status)
+                       pmemsave_filled, send_fd, start_filled_vm, status)
 
 MEM = 128 << 20
 SMP = 2
@@ -31,7 +31,7 @@ def paused(tmp_path_factory):
     try:
         q = vm.qmp
         q.cmd('stop')
-        pmemsave(q, d / 'mem', MEM)
+        pmemsave_filled(vm, d / 'mem', MEM)
         dump(q, d / 'core.elf')
         files = {}
         for fmt in ALL_KDUMP:
