@@ -670,7 +670,8 @@ bool kdump_dump_write(DumpJob *job, GError **errp)
     ok = ok && write_bitmaps(job, &l, errp) && write_pages(job, &l, errp) &&
          dump_sink_finish(&job->sink, errp);
     if (!ok && header_written && job->sink.seekable) {
-        /* as makedumpfile: mark a raw file that could not be completed */
+        /* as makedumpfile: mark a raw file that could not be completed (not when
+         * the error came from close() itself: the file is closed by then) */
         dump_sink_discard(&job->sink);
         write_headers(job, &l, notes, KDUMP_STATUS_INCOMPLETE, NULL);
         dump_sink_flush(&job->sink, NULL);

@@ -883,13 +883,12 @@ static void elf_add_extent(GArray *extents, const ElfSegment *s)
  * parts, each read once. Overlapping loads are usual: paging dumps repeat physical
  * ranges at the same file bytes, and Linux's /proc/vmcore gives the kernel's text
  * a PT_LOAD of its own, at its own file offset, inside the RAM one. The load met
- * first keeps an overlap; a later one adds only what lies beyond (crash and
- * makedumpfile also take one load per address; in a real core both hold the same
- * bytes). */
+ * first keeps an address (its zero tail included); a later one adds only what lies
+ * beyond all before it (crash and makedumpfile also take one load per address; in
+ * a real core both hold the same bytes). */
 static bool elf_build_map(VmcoreImage *img, GArray *loads, GError **errp)
 {
-    uint64_t mapped_end = 0;        /* end of the widest load so far */
-    int64_t delta = 0;              /* its offset - paddr */
+    uint64_t mapped_end = 0;        /* end of everything mapped so far */
 
     if (!loads->len) {
         return bad(img, errp, "no PT_LOAD describes guest RAM");
@@ -897,7 +896,7 @@ static bool elf_build_map(VmcoreImage *img, GArray *loads, GError **errp)
     g_array_sort(loads, elf_segment_cmp);
     for (guint i = 0; i < loads->len; i++) {
         ElfSegment s = g_array_index(loads, ElfSegment, i);
-        if (i && s.paddr < mapped_end && (int64_t)(s.offset - s.paddr) != delta) {
+        if (i && s.paddr < mapped_end) {
             if (s.paddr + s.memsz <= mapped_end) {
                 continue;
             }
@@ -907,10 +906,7 @@ static bool elf_build_map(VmcoreImage *img, GArray *loads, GError **errp)
             s.offset += MIN(skip, s.filesz);
             s.filesz -= MIN(skip, s.filesz);
         }
-        if (!i || s.paddr + s.memsz > mapped_end) {
-            mapped_end = s.paddr + s.memsz;
-            delta = (int64_t)(s.offset - s.paddr);
-        }
+        mapped_end = MAX(mapped_end, s.paddr + s.memsz);
         map_add_block(img->blocks, s.paddr, s.paddr + s.memsz);
         elf_add_extent(img->extents, &s);
     }

@@ -716,6 +716,30 @@ static void test_elf_kernel_text_load(void)
     vmcore_close(img);
 }
 
+/* Overlapping loads with different bytes (an inconsistent core): the load met first
+ * keeps its addresses, a later one gives only what lies beyond, and a third inside
+ * the second's clipped part adds nothing. */
+static void test_elf_first_load_keeps_overlap(void)
+{
+    const TestLoad loads[] = {
+        { 0, 0x10000, 0x10000, 0 },              /* A: the identity bytes, pfn 0-15 */
+        { 0x8000, 0x10000, 0x10000, 0 },         /* B: the bytes of pfn 0-15 again */
+        { 0x9000, 0x1000, 0x1000, 0x1000 },      /* C: B's delta, inside A */
+    };
+    const VmcoreBlock want = { 0, 0x18000 };
+    GuestMemory *mem;
+    VmcoreImage *img = open_x86_64_loads("first-keeps", loads, G_N_ELEMENTS(loads), 0x10000,
+                                         &want, &mem);
+    uint8_t page[PAGE];
+
+    for (uint64_t pfn = 0; pfn < 0x18; pfn++) {
+        page_fill(pfn < 0x10 ? pfn : pfn - 8, page);    /* beyond A: B's bytes there */
+        g_assert_cmpmem(guest_memory_ptr(mem, pfn * PAGE, PAGE), PAGE, page, PAGE);
+    }
+    guest_memory_free(mem);
+    vmcore_close(img);
+}
+
 /* PN_XNUM: 70000 PT_LOADs of 4 KiB; one in 1024 carries data, the others are zero. */
 #define XNUM_LOADS 70000u
 
@@ -1330,6 +1354,7 @@ int main(int argc, char **argv)
     g_test_add_func("/vmcore/elf/paging-duplicates", test_elf_paging_duplicates);
     g_test_add_func("/vmcore/elf/kernel-text-load", test_elf_kernel_text_load);
     g_test_add_func("/vmcore/elf/compat-mode-cpu", test_elf_compat_mode_cpu);
+    g_test_add_func("/vmcore/elf/first-load-keeps-overlap", test_elf_first_load_keeps_overlap);
     g_test_add_func("/vmcore/elf/pn-xnum", test_elf_pn_xnum);
     g_test_add_func("/vmcore/elf/flattened", test_flat_elf);
     for (guint i = 0; i < G_N_ELEMENTS(kdump_cases); i++) {
