@@ -100,6 +100,11 @@ static bool kvm_init(VM *vm, GError **errp)
         error_setg(errp, "kvm version not supported");
         return false;
     }
+    if (ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) <= 0) {
+        /* the pause protocol (vcpu_park) depends on it: Linux 4.11 and later */
+        error_setg(errp, "kvm: KVM_CAP_IMMEDIATE_EXIT is not supported");
+        return false;
+    }
     do {
         k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
     } while (k->vm_fd < 0 && errno == EINTR);
@@ -387,6 +392,17 @@ static gboolean internal_error_cb(gpointer opaque)
 }
 
 /* Called with cpu_lock held: finish pending I/O, save registers, park. */
+/* A guest reset, a guest exit or an error: the vCPU stops, the main loop acts. */
+static void report_exit(VCPU *cpu, ExitAction action)
+{
+    VM *vm = cpu->vm;
+
+    cpu->stop_requested = true;
+    main_context_call(vm->main_context,
+                      action == EXIT_SHUTDOWN ? guest_reset_cb :
+                      action == EXIT_GUEST_EXIT ? guest_shutdown_cb : internal_error_cb, vm);
+}
+
 static void vcpu_park(VCPU *cpu)
 {
     KvmVcpu *v = cpu->accel;
@@ -397,7 +413,10 @@ static void vcpu_park(VCPU *cpu)
         /* Finishing the last exit's instruction needed userspace again (the next
          * batch of a rep outsb/insb, the next part of a split MMIO access): serve
          * that I/O too, then flush again. The guest does not run in between. */
-        handle_exit(cpu, 0, 0);
+        ExitAction action = handle_exit(cpu, 0, 0);
+        if (action != EXIT_CONTINUE && action != EXIT_HALT) {
+            report_exit(cpu, action);
+        }
     }
     if (!kvm_get_state(cpu, &err)) {
         g_printerr("minivm: %s\n", err->message);
@@ -460,11 +479,7 @@ static gpointer vcpu_thread(gpointer opaque)
         case EXIT_SHUTDOWN:
         case EXIT_GUEST_EXIT:
         case EXIT_ERROR:
-            cpu->stop_requested = true;
-            main_context_call(vm->main_context,
-                                  action == EXIT_SHUTDOWN ? guest_reset_cb :
-                                  action == EXIT_GUEST_EXIT ? guest_shutdown_cb :
-                                  internal_error_cb, vm);
+            report_exit(cpu, action);
             break;
         }
     }
