@@ -17,12 +17,20 @@ struct QmpSession {
     int depth;
     bool in_string, escape;
     size_t scan_pos;
-    GHashTable *fds;       /* fd name -> fd (getfd) */
+    GHashTable *fds;       /* fd name -> fd (getfd): its channel's, or its own */
 };
+
+/* One -qmp or -monitor option. Its connections share the fds passed with getfd,
+ * which outlive a client that disconnects, as QEMU's Monitor keeps them. */
+typedef struct MonitorChannel {
+    Monitor *mon;
+    GHashTable *fds;
+} MonitorChannel;
 
 struct Monitor {
     VM *vm;
     GPtrArray *chardevs;
+    GPtrArray *channels;   /* MonitorChannel *, freed after the chardevs */
     GList *qmp_sessions;
     DumpState *dump;
     GMainLoop *loop;
@@ -43,8 +51,11 @@ bool monitor_cont_vm(Monitor *mon, GError **errp);
 /* Send an event to every negotiated QMP session. Takes ownership of data. */
 void monitor_emit_event(Monitor *mon, const char *event, JsonObject *data);
 
-/* A QMP session; with conn NULL, replies are dropped (tests, fuzzing). */
-QmpSession *qmp_session_new(Monitor *mon, ChardevConn *conn);
+/* A QMP session; with conn NULL, replies are dropped (tests, fuzzing). It uses
+ * the fd table given (a channel's) or, with NULL, one of its own. */
+QmpSession *qmp_session_new(Monitor *mon, ChardevConn *conn, GHashTable *fds);
+/* A channel of the monitor, for one chardev's connections (freed with it). */
+MonitorChannel *monitor_channel_new(Monitor *mon);
 void qmp_session_free(gpointer session);
 /* Feed bytes from the client: complete JSON values are dispatched at once. */
 void qmp_session_feed(QmpSession *s, const char *data, size_t len);

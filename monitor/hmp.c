@@ -615,28 +615,17 @@ static void hmp_session_free(gpointer p)
     HmpSession *h = p;
 
     g_string_free(h->line, TRUE);
-    g_hash_table_destroy(h->fds->fds);
-    g_string_free(h->fds->inbuf, TRUE);
-    g_free(h->fds);
+    qmp_session_free(h->fds);
     g_free(h);
-}
-
-static void close_fd_value(gpointer p)
-{
-    close(GPOINTER_TO_INT(p));
 }
 
 static void hmp_connected(void *opaque, ChardevConn *conn)
 {
-    Monitor *mon = opaque;
+    MonitorChannel *ch = opaque;
     HmpSession *h = g_new0(HmpSession, 1);
 
     h->line = g_string_new(NULL);
-    h->fds = g_new0(QmpSession, 1);
-    h->fds->mon = mon;
-    h->fds->conn = conn;
-    h->fds->inbuf = g_string_new(NULL);
-    h->fds->fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, close_fd_value);
+    h->fds = qmp_session_new(ch->mon, conn, ch->fds);
     chardev_conn_set_data(conn, h, hmp_session_free);
     chardev_conn_write_str(conn, "minivm " MINIVM_VERSION
                            " monitor - type 'help' for more information\r\n" HMP_PROMPT);
@@ -644,7 +633,7 @@ static void hmp_connected(void *opaque, ChardevConn *conn)
 
 static void hmp_received(void *opaque, ChardevConn *conn, const char *data, size_t len)
 {
-    Monitor *mon = opaque;
+    Monitor *mon = ((MonitorChannel *)opaque)->mon;
     HmpSession *h = chardev_conn_get_data(conn);
 
     for (size_t i = 0; i < len; i++) {
@@ -675,7 +664,7 @@ static const ChardevHandlers hmp_handlers = {
 
 bool monitor_add_hmp(Monitor *mon, const char *spec, GError **errp)
 {
-    Chardev *chr = chardev_new(spec, &hmp_handlers, mon, errp);
+    Chardev *chr = chardev_new(spec, &hmp_handlers, monitor_channel_new(mon), errp);
 
     if (!chr) {
         return false;

@@ -385,14 +385,37 @@ static void close_fd_value(gpointer p)
     close(GPOINTER_TO_INT(p));
 }
 
-QmpSession *qmp_session_new(Monitor *mon, ChardevConn *conn)
+static GHashTable *fd_table_new(void)
+{
+    return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, close_fd_value);
+}
+
+static void monitor_channel_free(gpointer p)
+{
+    MonitorChannel *ch = p;
+
+    g_hash_table_unref(ch->fds);
+    g_free(ch);
+}
+
+MonitorChannel *monitor_channel_new(Monitor *mon)
+{
+    MonitorChannel *ch = g_new0(MonitorChannel, 1);
+
+    ch->mon = mon;
+    ch->fds = fd_table_new();
+    g_ptr_array_add(mon->channels, ch);
+    return ch;
+}
+
+QmpSession *qmp_session_new(Monitor *mon, ChardevConn *conn, GHashTable *fds)
 {
     QmpSession *s = g_new0(QmpSession, 1);
 
     s->mon = mon;
     s->conn = conn;
     s->inbuf = g_string_new(NULL);
-    s->fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, close_fd_value);
+    s->fds = fds ? g_hash_table_ref(fds) : fd_table_new();
     return s;
 }
 
@@ -401,15 +424,16 @@ void qmp_session_free(gpointer p)
     QmpSession *s = p;
 
     s->mon->qmp_sessions = g_list_remove(s->mon->qmp_sessions, s);
-    g_hash_table_destroy(s->fds);
+    g_hash_table_unref(s->fds);
     g_string_free(s->inbuf, TRUE);
     g_free(s);
 }
 
 static void qmp_connected(void *opaque, ChardevConn *conn)
 {
-    Monitor *mon = opaque;
-    QmpSession *s = qmp_session_new(mon, conn);
+    MonitorChannel *ch = opaque;
+    Monitor *mon = ch->mon;
+    QmpSession *s = qmp_session_new(mon, conn, ch->fds);
 
     chardev_conn_set_data(conn, s, qmp_session_free);
     mon->qmp_sessions = g_list_append(mon->qmp_sessions, s);
@@ -428,7 +452,7 @@ static const ChardevHandlers qmp_handlers = {
 
 bool monitor_add_qmp(Monitor *mon, const char *spec, GError **errp)
 {
-    Chardev *chr = chardev_new(spec, &qmp_handlers, mon, errp);
+    Chardev *chr = chardev_new(spec, &qmp_handlers, monitor_channel_new(mon), errp);
 
     if (!chr) {
         return false;
@@ -539,6 +563,7 @@ Monitor *monitor_new(VM *vm)
 
     mon->vm = vm;
     mon->chardevs = g_ptr_array_new();
+    mon->channels = g_ptr_array_new_with_free_func(monitor_channel_free);
     mon->loop = g_main_loop_new(NULL, FALSE);
     mon->dump = dump_state_new(vm);
     dump_set_completion(mon->dump, monitor_dump_completed, mon);
@@ -581,6 +606,7 @@ void monitor_free(Monitor *mon)
         chardev_free(g_ptr_array_index(mon->chardevs, i));
     }
     g_ptr_array_free(mon->chardevs, TRUE);
+    g_ptr_array_free(mon->channels, TRUE);
     g_main_loop_unref(mon->loop);
     g_free(mon);
 }

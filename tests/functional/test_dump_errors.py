@@ -127,6 +127,32 @@ def test_raw_kdump_on_a_pipe(q, fmt):
         "File descriptor named 'rawpipe' has not been found"
 
 
+def test_named_fd_outlives_its_client(vm, tmp_path):
+    """As QEMU's Monitor: an fd named with getfd belongs to the -qmp socket, not to the
+    connection that passed it, so a later client can dump into it."""
+    from qmp import QMPClient
+    path = tmp_path / 'kept.elf'
+    first = QMPClient(str(vm.qmp_path))
+    try:
+        with open(path, 'wb') as f:
+            send_fd(first, 'kept', f.fileno())
+    finally:
+        first.close()
+    second = QMPClient(str(vm.qmp_path))
+    try:
+        assert second.cmd('dump-guest-memory', paging=False, protocol='fd:kept') == {}
+        # taken by that dump: gone for the next one
+        assert second.execute('dump-guest-memory', {'paging': False,
+                                                    'protocol': 'fd:kept'})['error'] == \
+            {'class': 'GenericError', 'desc': "File descriptor named 'kept' has not been found"}
+    finally:
+        second.close()
+    assert ElfCore(path).loads[0]['memsz'] > 0
+    vm.qmp.wait_event('DUMP_COMPLETED', timeout=30)    # the other tests' client saw it too
+    drain(vm.qmp, 0.2)
+    vm.qmp.events.clear()
+
+
 def test_raw_kdump_on_a_socket(q):
     a, b = socket.socketpair()
     try:

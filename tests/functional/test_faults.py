@@ -363,7 +363,8 @@ def test_closefd_of_a_file_fd_during_a_kdump(small_env):
 def test_client_that_started_the_dump_disconnects(small_env):
     """The starter goes away mid-dump (leaving a getfd fd unused): the dump completes, a second
     negotiated client sees DUMP_COMPLETED and query-dump says completed; a client that never
-    negotiated gets no event."""
+    negotiated gets no event. The unused fd stays with the monitor, as in QEMU, until another
+    client's closefd."""
     vm, q = small_env['vm'], small_env['q']
     observer = vm.connect()
     silent = vm.connect(negotiate=False)
@@ -378,8 +379,12 @@ def test_client_that_started_the_dump_disconnects(small_env):
                            detach=True) == {}
         starter.sock.shutdown(socket.SHUT_RDWR)
         starter.close()
-        # minivm dropped the connection and with it the unused fd: the pipe reports EOF
+        # the unused fd belongs to the monitor, not to the connection: still open
         os.set_blocking(r, False)
+        time.sleep(0.2)
+        with pytest.raises(BlockingIOError):
+            os.read(r, 1)
+        assert observer.cmd('closefd', fdname='unused') == {}
         deadline = time.time() + 10
         while True:
             try:

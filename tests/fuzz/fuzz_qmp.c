@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Monitor *mon = fuzz_monitor();
 
     fuzz_monitor_reset();
-    QmpSession *s = qmp_session_new(mon, fuzz_qmp_conn());
+    QmpSession *s = qmp_session_new(mon, fuzz_qmp_conn(), NULL);
     mon->qmp_sessions = g_list_append(mon->qmp_sessions, s);   /* events reach it */
     qmp_session_feed(s, caps, strlen(caps));
     qmp_session_feed(s, (const char *)data, size);
