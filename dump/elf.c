@@ -98,39 +98,39 @@ typedef struct LoadEmitter {
     bool counting;
 } LoadEmitter;
 
-/* File offset of guest-physical `pa` in the memory section, or -1 if not dumped. */
-static uint64_t memory_offset_of(const DumpJob *job, const ElfLayout *l, uint64_t pa)
+/* Where guest-physical `pa` lies in the memory section (the ranges one after the
+ * other); the caller passes an address that is dumped. */
+static uint64_t ram_offset_of(const DumpJob *job, uint64_t pa)
 {
-    uint64_t off = l->memory_offset;
+    uint64_t off = 0;
+    guint i = 0;
 
-    for (guint i = 0; i < job->ranges->len; i++) {
+    for (; i + 1 < job->ranges->len; i++) {
         const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
-        if (pa >= r->gpa && pa - r->gpa < r->size) {
-            return off + (pa - r->gpa);
+        if (pa - r->gpa < r->size) {
+            break;
         }
         off += r->size;
     }
-    return UINT64_MAX;
+    return off + (pa - g_array_index(job->ranges, DumpRange, i).gpa);
 }
 
-static bool emit_load(LoadEmitter *e, uint64_t va, uint64_t pa, uint64_t size, GError **errp)
+/* A PT_LOAD of size bytes at ram_off in the memory section. */
+static bool emit_load(LoadEmitter *e, uint64_t va, uint64_t pa, uint64_t ram_off,
+                      uint64_t size, GError **errp)
 {
     e->count++;
     if (e->counting) {
         return true;
     }
-    uint64_t off = memory_offset_of(e->job, e->layout, pa);
-    /* Not dumped: no file bytes, at an offset inside the file. crash takes the
-     * lowest non-zero p_offset, starting from the first PT_LOAD's, as the size of
-     * the headers, so an offset of 0 there would leave it none. */
-    bool dumped = off != UINT64_MAX;
-    ElfPhdr ph = { .type = PT_LOAD, .offset = dumped ? off : e->layout->memory_offset,
-                   .vaddr = va, .paddr = pa, .filesz = dumped ? size : 0, .memsz = size };
+    ElfPhdr ph = { .type = PT_LOAD, .offset = e->layout->memory_offset + ram_off,
+                   .vaddr = va, .paddr = pa, .filesz = size, .memsz = size };
     return write_phdr(e->job, e->layout, &ph, errp);
 }
 
 /* A mapping of RAM clipped to the begin/length filter (guest-physical), as QEMU
- * does; mappings of anything else (MMIO, nothing) are left out, as QEMU does. */
+ * does; mappings of anything else (MMIO, nothing) are left out, as QEMU does. A
+ * mapping of RAM lies in one RAM block, so what is left of it lies in one range. */
 static bool mapping_cb(void *opaque, const GuestMapping *m, GError **errp)
 {
     LoadEmitter *e = opaque;
@@ -140,7 +140,8 @@ static bool mapping_cb(void *opaque, const GuestMapping *m, GError **errp)
     if (!m->ram || start >= end) {
         return true;
     }
-    return emit_load(e, m->vaddr + (start - m->paddr), start, end - start, errp);
+    return emit_load(e, m->vaddr + (start - m->paddr), start, ram_offset_of(e->job, start),
+                     end - start, errp);
 }
 
 static bool for_each_load(LoadEmitter *e, GError **errp)
@@ -150,11 +151,13 @@ static bool for_each_load(LoadEmitter *e, GError **errp)
     if (job->paging_cpu) {
         return x86_walk_mappings(job->paging_cpu, job->vm->mem, mapping_cb, e, errp);
     }
+    uint64_t ram_off = 0;
     for (guint i = 0; i < job->ranges->len; i++) {
         const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
-        if (!emit_load(e, r->gpa, r->gpa, r->size, errp)) {
+        if (!emit_load(e, r->gpa, r->gpa, ram_off, r->size, errp)) {
             return false;
         }
+        ram_off += r->size;
     }
     return true;
 }
