@@ -867,11 +867,10 @@ static void elf_add_extent(GArray *extents, const ElfSegment *s)
     if (!s->filesz) {
         return;
     }
-    if (extents->len) {
+    if (extents->len) {          /* loads come clipped: never before the last extent's end */
         ElfExtent *last = &g_array_index(extents, ElfExtent, extents->len - 1);
-        if (last->offset - last->paddr == s->offset - s->paddr &&
-            s->paddr <= last->paddr + last->size) {
-            last->size = MAX(last->size, s->paddr + s->filesz - last->paddr);
+        if (s->paddr == last->paddr + last->size && s->offset == last->offset + last->size) {
+            last->size += s->filesz;
             return;
         }
     }
