@@ -391,7 +391,6 @@ static gboolean internal_error_cb(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-/* Called with cpu_lock held: finish pending I/O, save registers, park. */
 /* A guest reset, a guest exit or an error: the vCPU stops, the main loop acts. */
 static void report_exit(VCPU *cpu, ExitAction action)
 {
@@ -403,6 +402,7 @@ static void report_exit(VCPU *cpu, ExitAction action)
                       action == EXIT_GUEST_EXIT ? guest_shutdown_cb : internal_error_cb, vm);
 }
 
+/* Called with cpu_lock held: finish pending I/O, save registers, park. */
 static void vcpu_park(VCPU *cpu)
 {
     KvmVcpu *v = cpu->accel;
