@@ -148,6 +148,7 @@ def test_named_fd_outlives_its_client(vm, tmp_path):
     finally:
         second.close()
     assert ElfCore(path).loads[0]['memsz'] > 0
+    assert sum(p['filesz'] for p in ElfCore(path).loads) == MEM     # the whole guest
     vm.qmp.wait_event('DUMP_COMPLETED', timeout=30)    # the other tests' client saw it too
     drain(vm.qmp, 0.2)
     vm.qmp.events.clear()

@@ -190,6 +190,7 @@ def test_words_as_qemu_reads_them(hmp, tmp_path):
     """QEMU's monitor: the command name ends at '/', double quotes keep blanks and take
     \\ \" \' \n \r escapes, a single quote is an ordinary character."""
     assert hmp.run('xp/4xg 0x1000') == hmp.run('xp /4xg 0x1000')
+    assert hmp.run('xp/4xg 0x1000').startswith('0000000000001000: 0x')
     f = tmp_path / "it's a \"core\".bin"
     quoted = str(f).replace('\\', '\\\\').replace('"', '\\"')
     assert hmp.run(f'pmemsave 0x1000 4096 "{quoted}"').strip() == ''

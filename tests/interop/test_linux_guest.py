@@ -87,7 +87,7 @@ def test_crash_same_report(restored, small_linux, fmt):
 
 
 @pytest.mark.parametrize('which', ['kdump', 'kdump_raw'])
-def test_restore_from_qemus_kdump(small_linux, tmp_path, which):
+def test_restore_from_qemus_kdump(restored, small_linux, tmp_path, which):
     """-load-vmcore of QEMU's own kdump-zlib file (flattened, and reassembled by
     makedumpfile -R): minivm's ELF of it reads in crash as QEMU's ELF of the guest does,
     and holds the same pages as QEMU's ELF (libkdumpfile on both)."""
@@ -96,8 +96,7 @@ def test_restore_from_qemus_kdump(small_linux, tmp_path, which):
     with Minivm('-load-vmcore', src, accel='none', workdir=tmp_path) as vm:
         vm.work = tmp_path
         out = dump(vm, 'elf')
-    baseline = readers.crash_report(small_linux['vmlinux'], small_linux['elf'])
-    assert readers.crash_report(small_linux['vmlinux'], out) == baseline
+    assert readers.crash_report(small_linux['vmlinux'], out) == restored.baseline
     rng = random.Random(7)
     addrs = [0x1000000] + [rng.randrange(0x100, 0x20000) << 12 for _ in range(64)]  # 1M-512M
     assert readers.kdump_pages(out, addrs) == readers.kdump_pages(small_linux['elf'], addrs)
