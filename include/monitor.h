@@ -50,6 +50,10 @@ bool monitor_stop_vm(Monitor *mon, GError **errp);
 bool monitor_cont_vm(Monitor *mon, GError **errp);
 /* Send an event to every negotiated QMP session. Takes ownership of data. */
 void monitor_emit_event(Monitor *mon, const char *event, JsonObject *data);
+/* The same, stamped with the time it happened (g_get_real_time), as QEMU stamps
+ * an event when it is emitted: a STOP queued before a synchronous dump and sent
+ * after it still carries the time the VM stopped. */
+void monitor_emit_event_at(Monitor *mon, const char *event, JsonObject *data, gint64 now);
 
 /* A QMP session; with conn NULL, replies are dropped (tests, fuzzing). It uses
  * the fd table given (a channel's) or, with NULL, one of its own. */

@@ -53,7 +53,8 @@ struct VCPU {
     void *accel;           /* accelerator private */
 };
 
-typedef void (*VMEventFn)(void *opaque, const char *event, JsonObject *data);
+/* `timestamp`: when the event happened (g_get_real_time), not when it is delivered. */
+typedef void (*VMEventFn)(void *opaque, const char *event, JsonObject *data, gint64 timestamp);
 
 struct VM {
     char *name;
@@ -94,7 +95,8 @@ void vm_free(VM *vm);
 bool vm_start(VM *vm, bool start_paused, GError **errp);
 
 void vm_set_event_handler(VM *vm, VMEventFn fn, void *opaque);
-/* Emit an event from any thread: delivered from the main context. Takes `data`. */
+/* Emit an event from any thread: stamped now, delivered from the main context.
+ * Takes `data`. */
 void vm_emit_event(VM *vm, const char *event, JsonObject *data);
 
 bool vm_is_running(const VM *vm);

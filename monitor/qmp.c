@@ -463,8 +463,11 @@ bool monitor_add_qmp(Monitor *mon, const char *spec, GError **errp)
 
 void monitor_emit_event(Monitor *mon, const char *event, JsonObject *data)
 {
-    gint64 now = g_get_real_time();
+    monitor_emit_event_at(mon, event, data, g_get_real_time());
+}
 
+void monitor_emit_event_at(Monitor *mon, const char *event, JsonObject *data, gint64 now)
+{
     for (GList *l = mon->qmp_sessions; l; l = l->next) {
         QmpSession *s = l->data;
         if (!s->negotiated) {
@@ -552,9 +555,9 @@ JsonNode *qmp_human_monitor_command(QmpSession *s, JsonObject *args, GError **er
 
 /* ---- monitor object ---- */
 
-static void vm_event(void *opaque, const char *event, JsonObject *data)
+static void vm_event(void *opaque, const char *event, JsonObject *data, gint64 timestamp)
 {
-    monitor_emit_event(opaque, event, data ? json_object_ref(data) : NULL);
+    monitor_emit_event_at(opaque, event, data ? json_object_ref(data) : NULL, timestamp);
 }
 
 Monitor *monitor_new(VM *vm)

@@ -181,6 +181,7 @@ typedef struct PendingEvent {
     VM *vm;
     char *name;
     JsonObject *data;
+    gint64 timestamp;
 } PendingEvent;
 
 static gboolean deliver_event(gpointer opaque)
@@ -192,7 +193,7 @@ static gboolean deliver_event(gpointer opaque)
     void *fn_opaque = ev->vm->event_opaque;
     g_mutex_unlock(&ev->vm->event_lock);
     if (fn) {
-        fn(fn_opaque, ev->name, ev->data);
+        fn(fn_opaque, ev->name, ev->data, ev->timestamp);
     }
     if (ev->data) {
         json_object_unref(ev->data);
@@ -209,6 +210,7 @@ void vm_emit_event(VM *vm, const char *event, JsonObject *data)
     ev->vm = vm;
     ev->name = g_strdup(event);
     ev->data = data;
+    ev->timestamp = g_get_real_time();
     main_context_call(vm->main_context, deliver_event, ev);
 }
 
