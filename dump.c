@@ -365,6 +365,7 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
     DumpJob *job = g_new0(DumpJob, 1);
 
     job->vm = vm;
+    job->reader = (GuestReader){ .mem = vm->mem };
     job->format = req->format;
     job->filter_begin = req->has_begin ? (uint64_t)req->begin : 0;
     job->filter_end = req->has_begin ? (uint64_t)req->begin + (uint64_t)req->length : UINT64_MAX;

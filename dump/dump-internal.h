@@ -51,6 +51,7 @@ typedef struct DumpSink {
 /* A dump in progress: a snapshot of what is dumped, plus progress. */
 typedef struct DumpJob {
     VM *vm;
+    GuestReader reader;      /* guest memory as the dump sees it (page tables, kernel data) */
     DumpFormat format;
     const X86CPUState *paging_cpu;   /* paging=true: the vCPU whose tables are walked */
     uint64_t filter_begin;           /* begin/length as a guest-physical range */

@@ -1,5 +1,5 @@
 /*
- * The ELF core writer, in QEMU's classic layout (FORMATS.md §1):
+ * The ELF core writer, in QEMU's classic layout (docs/formats.md):
  *   Ehdr | PT_NOTE | PT_LOAD... | (one Shdr when PN_XNUM) | notes | memory
  * One writer for ELF32 and ELF64: fields are placed by class-dependent offsets.
  * PT_LOADs describe either the RAM ranges (p_vaddr = p_paddr) or, with paging,
@@ -149,7 +149,7 @@ static bool for_each_load(LoadEmitter *e, GError **errp)
     DumpJob *job = e->job;
 
     if (job->paging_cpu) {
-        return x86_walk_mappings(job->paging_cpu, job->vm->mem, mapping_cb, e, errp);
+        return x86_walk_mappings(job->paging_cpu, &job->reader, mapping_cb, e, errp);
     }
     uint64_t ram_off = 0;
     for (guint i = 0; i < job->ranges->len; i++) {

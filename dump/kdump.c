@@ -1,5 +1,5 @@
 /*
- * The kdump-compressed writer (makedumpfile's "diskdump" format, FORMATS.md §5):
+ * The kdump-compressed writer (makedumpfile's "diskdump" format, docs/formats.md):
  *
  *   block 0        disk_dump_header (version 6; the 32-bit layout for i386)
  *   block 1..      kdump_sub_header, then the ELF note stream
@@ -95,16 +95,12 @@ static void fill_sub_header(uint8_t *b, const KdumpLayout *l)
 static bool read_guest_virt(const DumpJob *job, const KdumpLayout *l, uint64_t va,
                             uint8_t *buf, size_t len)
 {
-    uint64_t pa, psize;
-    const GuestMemory *mem = job->vm->mem;
-
-    if (!job->ncpus || !x86_cpu_translate(&job->cpus[0], mem, va, &pa, &psize)) {
-        if (va < START_KERNEL_MAP) {
-            return false;
-        }
-        pa = va - START_KERNEL_MAP + (uint64_t)l->phys_base;
+    if (job->ncpus && x86_cpu_read_virt(&job->cpus[0], &job->reader, va, buf, len)) {
+        return true;
     }
-    return guest_memory_read(mem, pa, buf, len, NULL);
+    /* no paging, or tables that do not map it: the kernel's text mapping */
+    return va >= START_KERNEL_MAP &&
+           guest_reader_read(&job->reader, va - START_KERNEL_MAP + (uint64_t)l->phys_base, buf, len);
 }
 
 /* init_uts_ns.name is at offset 0 (Linux >= 5.11) or after a 4- or 8-byte kref. */

@@ -14,7 +14,7 @@ bool elf_note_find(const uint8_t *notes, size_t len, const char *name, size_t *d
 
 /* The value of "KEY=value\n" in VMCOREINFO text (not NUL-terminated), or NULL. */
 char *vmcoreinfo_lookup(const char *text, size_t len, const char *key);
-/* NUMBER(x)= values: signed, decimal or 0x-prefixed (FORMATS.md §4). */
+/* NUMBER(x)= values: signed, decimal or 0x-prefixed (docs/formats.md). */
 bool vmcoreinfo_number(const char *text, size_t len, const char *key, int64_t *out);
 /* SYMBOL(x)= and KERNELOFFSET= values: hex without 0x. */
 bool vmcoreinfo_hex(const char *text, size_t len, const char *key, uint64_t *out);

@@ -67,10 +67,14 @@ static inline unsigned x86_cpu_cpl(const X86CPUState *s)
 /* Append the "info registers" text for one CPU, in QEMU's layout. */
 void x86_cpu_format_registers(const X86CPUState *s, GString *out);
 
-/* Translate a guest-virtual address with the CPU's page tables.
+/* Translate a guest-virtual address with the CPU's page tables, read through `r`.
  * Returns false when not mapped (or on a page-table read outside RAM). */
-struct GuestMemory;
-bool x86_cpu_translate(const X86CPUState *s, const struct GuestMemory *mem,
+struct GuestReader;
+bool x86_cpu_translate(const X86CPUState *s, const struct GuestReader *r,
                        uint64_t vaddr, uint64_t *paddr, uint64_t *page_size);
+/* Copy guest-virtual memory through the CPU's page tables; false when any of it
+ * is not mapped to RAM. */
+bool x86_cpu_read_virt(const X86CPUState *s, const struct GuestReader *r, uint64_t vaddr,
+                       void *buf, size_t len);
 
 #endif

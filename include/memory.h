@@ -49,4 +49,19 @@ void *guest_memory_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len);
 bool guest_memory_read(const GuestMemory *mem, uint64_t gpa, void *buf, uint64_t len,
                        GError **errp);
 
+/*
+ * How code that interprets guest data (page-table walks, the dump's reads of
+ * kernel structures) gets its bytes: RAM as it is now (read NULL), or through
+ * `read`, which a live dump gives to see memory as it was at the dump's instant.
+ * `mem` gives the layout either way.
+ */
+typedef struct GuestReader {
+    const GuestMemory *mem;
+    bool (*read)(void *opaque, uint64_t gpa, void *buf, uint64_t len);
+    void *opaque;
+} GuestReader;
+
+/* Copy [gpa, gpa+len) through the reader; false when any of it is not RAM. */
+bool guest_reader_read(const GuestReader *r, uint64_t gpa, void *buf, uint64_t len);
+
 #endif

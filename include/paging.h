@@ -18,9 +18,9 @@ typedef struct GuestMapping {
 typedef bool (*GuestMappingFn)(void *opaque, const GuestMapping *m, GError **errp);
 
 /* Walk the page tables of `cpu` (x86_64 4- and 5-level, 1 GiB and 2 MiB pages;
- * i386 2-level with 4 MiB pages and PAE), calling fn for each mapping in
- * ascending virtual order. Corrupt or cyclic tables end with an error. */
-bool x86_walk_mappings(const X86CPUState *cpu, const GuestMemory *mem, GuestMappingFn fn,
+ * i386 2-level with 4 MiB pages and PAE), read through `reader`, calling fn for
+ * each mapping in ascending virtual order. Corrupt or cyclic tables end with an error. */
+bool x86_walk_mappings(const X86CPUState *cpu, const GuestReader *reader, GuestMappingFn fn,
                        void *opaque, GError **errp);
 
 #endif

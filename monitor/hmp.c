@@ -226,23 +226,9 @@ static bool read_phys(Monitor *mon, uint64_t addr, void *buf, size_t len)
 
 static bool read_virt(Monitor *mon, uint64_t addr, void *buf, size_t len)
 {
-    const X86CPUState *cpu = &mon->vm->cpus[0]->state;
-    uint8_t *p = buf;
+    GuestReader r = { .mem = mon->vm->mem };
 
-    while (len) {
-        uint64_t pa, psize;
-        if (!x86_cpu_translate(cpu, mon->vm->mem, addr, &pa, &psize)) {
-            return false;
-        }
-        size_t n = MIN(len, psize - (addr & (psize - 1)));
-        if (!read_phys(mon, pa, p, n)) {
-            return false;
-        }
-        p += n;
-        addr += n;
-        len -= n;
-    }
-    return true;
+    return x86_cpu_read_virt(&mon->vm->cpus[0]->state, &r, addr, buf, len);
 }
 
 static void print_value(GString *out, char format, unsigned size, uint64_t v)

@@ -202,3 +202,9 @@ bool guest_memory_read(const GuestMemory *mem, uint64_t gpa, void *buf, uint64_t
     }
     return true;
 }
+
+bool guest_reader_read(const GuestReader *r, uint64_t gpa, void *buf, uint64_t len)
+{
+    return r->read ? r->read(r->opaque, gpa, buf, len)
+                   : guest_memory_read(r->mem, gpa, buf, len, NULL);
+}

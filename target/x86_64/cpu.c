@@ -125,26 +125,17 @@ void x86_cpu_format_registers(const X86CPUState *s, GString *out)
                            s->fs.base, s->gs.base, s->kernel_gs_base);
 }
 
-static bool read_entry(const GuestMemory *mem, uint64_t addr, bool wide, uint64_t *out)
+static bool read_entry(const GuestReader *r, uint64_t addr, bool wide, uint64_t *out)
 {
-    const void *p = guest_memory_ptr(mem, addr, wide ? 8 : 4);
-
-    if (!p) {
-        return false;
-    }
-    if (wide) {
-        *out = *(const uint64_t *)p;
-    } else {
-        *out = *(const uint32_t *)p;
-    }
-    return true;
+    *out = 0;
+    return guest_reader_read(r, addr, out, wide ? 8 : 4);    /* little-endian host */
 }
 
 #define PG_PRESENT 1ULL
 #define PG_PSE     0x80ULL
 #define PG_ADDR_MASK 0x000ffffffffff000ULL
 
-bool x86_cpu_translate(const X86CPUState *s, const GuestMemory *mem, uint64_t vaddr,
+bool x86_cpu_translate(const X86CPUState *s, const GuestReader *r, uint64_t vaddr,
                        uint64_t *paddr, uint64_t *page_size)
 {
     uint64_t e;
@@ -157,7 +148,7 @@ bool x86_cpu_translate(const X86CPUState *s, const GuestMemory *mem, uint64_t va
     if (!(s->cr[4] & CR4_PAE)) {
         /* 32-bit paging: 1024-entry tables, 4 MiB pages with PSE */
         uint64_t pde_addr = (s->cr[3] & 0xfffff000) + ((vaddr >> 22) & 0x3ff) * 4;
-        if (!read_entry(mem, pde_addr, false, &e) || !(e & PG_PRESENT)) {
+        if (!read_entry(r, pde_addr, false, &e) || !(e & PG_PRESENT)) {
             return false;
         }
         if ((e & PG_PSE) && (s->cr[4] & 0x10)) {
@@ -166,7 +157,7 @@ bool x86_cpu_translate(const X86CPUState *s, const GuestMemory *mem, uint64_t va
             return true;
         }
         uint64_t pte_addr = (e & 0xfffff000) + ((vaddr >> 12) & 0x3ff) * 4;
-        if (!read_entry(mem, pte_addr, false, &e) || !(e & PG_PRESENT)) {
+        if (!read_entry(r, pte_addr, false, &e) || !(e & PG_PRESENT)) {
             return false;
         }
         *paddr = (e & 0xfffff000) | (vaddr & 0xfff);
@@ -178,7 +169,7 @@ bool x86_cpu_translate(const X86CPUState *s, const GuestMemory *mem, uint64_t va
     for (int level = levels; level >= 1; level--) {
         int shift = 12 + 9 * (level - 1);
         uint64_t index = (vaddr >> shift) & (level == 3 && levels == 3 ? 3 : 511);
-        if (!read_entry(mem, table + index * 8, true, &e) || !(e & PG_PRESENT)) {
+        if (!read_entry(r, table + index * 8, true, &e) || !(e & PG_PRESENT)) {
             return false;
         }
         if (level == 1 || ((level == 2 || level == 3) && (e & PG_PSE) && !(levels == 3 && level == 3))) {
@@ -190,4 +181,25 @@ bool x86_cpu_translate(const X86CPUState *s, const GuestMemory *mem, uint64_t va
         table = e & PG_ADDR_MASK;
     }
     return false;
+}
+
+bool x86_cpu_read_virt(const X86CPUState *s, const GuestReader *r, uint64_t vaddr, void *buf,
+                       size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        uint64_t pa, psize;
+        if (!x86_cpu_translate(s, r, vaddr, &pa, &psize)) {
+            return false;
+        }
+        size_t n = (size_t)MIN(len, psize - (vaddr & (psize - 1)));
+        if (!guest_reader_read(r, pa, p, n)) {
+            return false;
+        }
+        p += n;
+        vaddr += n;
+        len -= n;
+    }
+    return true;
 }

@@ -16,6 +16,7 @@
 #define ADDR_MASK 0x000ffffffffff000ULL
 
 typedef struct Walk {
+    const GuestReader *reader;
     const GuestMemory *mem;
     GuestMappingFn fn;
     void *opaque;
@@ -99,9 +100,9 @@ static void walk_table(Walk *w, uint64_t table, int level, uint64_t va_base, uns
 {
     unsigned esize = w->wide ? 8 : 4;
     int shift = w->wide ? 12 + 9 * (level - 1) : 12 + 10 * (level - 1);
-    const uint8_t *t = guest_memory_ptr(w->mem, table, (uint64_t)entries * esize);
+    uint8_t t[4096];
 
-    if (w->failed || !t) {
+    if (w->failed || !guest_reader_read(w->reader, table, t, (uint64_t)entries * esize)) {
         return;
     }
     if (++w->visits > w->max_visits) {
@@ -134,19 +135,23 @@ static void walk_table(Walk *w, uint64_t table, int level, uint64_t va_base, uns
 /* PAE: a 4-entry PDPT whose entries have no PS bit. */
 static void walk_pae(Walk *w, uint64_t cr3)
 {
-    const uint64_t *pdpt = guest_memory_ptr(w->mem, cr3 & 0xffffffe0ULL, 32);
+    uint64_t pdpt[4];
 
-    for (unsigned i = 0; pdpt && i < 4 && !w->failed; i++) {
+    if (!guest_reader_read(w->reader, cr3 & 0xffffffe0ULL, pdpt, sizeof(pdpt))) {
+        return;
+    }
+    for (unsigned i = 0; i < 4 && !w->failed; i++) {
         if (pdpt[i] & PTE_P) {
             walk_table(w, pdpt[i] & ADDR_MASK, 2, (uint64_t)i << 30, 512);
         }
     }
 }
 
-bool x86_walk_mappings(const X86CPUState *cpu, const GuestMemory *mem, GuestMappingFn fn,
+bool x86_walk_mappings(const X86CPUState *cpu, const GuestReader *reader, GuestMappingFn fn,
                        void *opaque, GError **errp)
 {
-    Walk w = { .mem = mem, .fn = fn, .opaque = opaque, .errp = errp };
+    const GuestMemory *mem = reader->mem;
+    Walk w = { .reader = reader, .mem = mem, .fn = fn, .opaque = opaque, .errp = errp };
 
     /* a sane set of tables has at most one table per RAM page, each reached a few times */
     w.max_visits = guest_memory_total(mem) / 4096 * 4 + 4096;

@@ -245,6 +245,7 @@ static void test_elf_paging_leaves_out_non_ram(void)
     f.cpus[0].cr[0] = CR0_PE | CR0_PG;
     f.cpus[0].cr[3] = 0x1000;
     f.job.vm = &vm;
+    f.job.reader = (GuestReader){ .mem = mem };
     f.job.paging_cpu = &f.cpus[0];
     f.job.filter_end = UINT64_MAX;
     fixture_write(&f);

@@ -42,7 +42,8 @@ static X86CPUState long_mode_cpu(uint64_t cr3)
 static GArray *walk(const X86CPUState *cpu, GuestMemory *mem, GError **err)
 {
     Collected c = { g_array_new(FALSE, FALSE, sizeof(GuestMapping)) };
-    if (!x86_walk_mappings(cpu, mem, collect, &c, err)) {
+    GuestReader reader = { .mem = mem };
+    if (!x86_walk_mappings(cpu, &reader, collect, &c, err)) {
         g_array_free(c.maps, TRUE);
         return NULL;
     }
