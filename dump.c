@@ -6,6 +6,8 @@
 #include "dump.h"
 #include "dump/dump-internal.h"
 #include "dump/compress.h"
+#include "dump/live.h"
+#include "dump/zeromap.h"
 #include "util.h"
 
 #include <elf.h>
@@ -20,6 +22,8 @@ struct DumpState {
     GMutex lock;           /* guards job and last */
     DumpJob *job;          /* the dump in progress, or NULL */
     DumpProgress last;     /* the result of the last dump (status none before any) */
+    bool live;             /* the current or last dump is live */
+    DumpLiveStats live_stats;  /* its tracker's figures, once the tracker is gone */
     GThread *thread;
     bool resume;
     DumpCompletedFn completed_fn;
@@ -195,6 +199,21 @@ bool dump_job_advance(DumpJob *job, uint64_t bytes, GError **errp)
     return true;
 }
 
+const uint8_t *dump_page_get(DumpJob *job, ZeroMap *zm, const DumpRange *r, uint64_t off,
+                             size_t len, uint8_t *buf)
+{
+    const uint8_t *page = r->host + off;
+
+    if (r->anonymous && len == 4096 && zeromap_page_absent(zm, page)) {
+        return NULL;            /* never written since the dump's instant, if ever */
+    }
+    if (job->live) {
+        live_read(job->live, r->gpa + off, buf, len);
+        page = buf;
+    }
+    return buffer_is_zero(page, len) ? NULL : page;
+}
+
 /* ---- request checks (QEMU's order and texts) ---- */
 
 static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
@@ -229,6 +248,14 @@ static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
     }
     if (req->has_begin && req->begin < 0) {
         error_setg(errp, "Invalid parameter 'begin'");
+        return false;
+    }
+    if (req->has_live_pool && !req->live) {
+        error_setg(errp, "Parameter 'live-pool' needs 'live'");
+        return false;
+    }
+    if (req->has_live_pool && req->live_pool < 4096) {
+        error_setg(errp, "Parameter 'live-pool' expects at least one page (4096 bytes)");
         return false;
     }
     return true;
@@ -278,6 +305,7 @@ static GArray *collect_ranges(VM *vm, const DumpRequest *req, uint64_t *total)
 
 static void dump_job_free(DumpJob *job)
 {
+    live_tracker_free(job->live);
     dump_sink_close(&job->sink);
     g_array_free(job->ranges, TRUE);
     g_free(job->cpus);
@@ -287,7 +315,7 @@ static void dump_job_free(DumpJob *job)
     g_free(job);
 }
 
-static bool run_writer(DumpJob *job, GError **errp)
+static bool write_format(DumpJob *job, GError **errp)
 {
     switch (job->format) {
     case DUMP_FORMAT_ELF:
@@ -304,6 +332,31 @@ static bool run_writer(DumpJob *job, GError **errp)
     return false;
 }
 
+/* A live dump's guest goes free of write protection the moment the writer is done,
+ * whatever the outcome; its figures stay for query-dump. */
+static bool end_live(DumpState *ds, DumpJob *job, GError **errp)
+{
+    LiveTracker *t = job->live;
+
+    if (!t) {
+        return true;
+    }
+    bool ok = live_check(t, errp);
+    g_mutex_lock(&ds->lock);
+    ds->live_stats = live_stats(t);
+    job->live = NULL;
+    g_mutex_unlock(&ds->lock);
+    live_tracker_free(t);
+    return ok;
+}
+
+static bool run_writer(DumpState *ds, DumpJob *job, GError **errp)
+{
+    bool ok = write_format(job, errp);
+
+    return end_live(ds, job, ok ? errp : NULL) && ok;
+}
+
 /* Run the VM again if the dump stopped it. */
 static void resume_vm(DumpState *ds)
 {
@@ -313,15 +366,31 @@ static void resume_vm(DumpState *ds)
     }
 }
 
+/* The figures of the dump in progress or of the last one (with ds->lock held). */
+static DumpProgress progress(DumpState *ds)
+{
+    DumpJob *job = ds->job;
+
+    if (!job) {
+        return ds->last;
+    }
+    DumpProgress p = { .status = DUMP_STATUS_ACTIVE, .total = job->total,
+                       .completed = __atomic_load_n(&job->completed, __ATOMIC_RELAXED),
+                       .live = ds->live, .live_stats = ds->live_stats };
+    if (job->live) {
+        p.live_stats = live_stats(job->live);
+    }
+    return p;
+}
+
 /* Main context: record the result, DUMP_COMPLETED, resume the VM. */
 static void finish(DumpState *ds, GError *err)
 {
     DumpJob *job = ds->job;
 
     g_mutex_lock(&ds->lock);
+    ds->last = progress(ds);
     ds->last.status = err ? DUMP_STATUS_FAILED : DUMP_STATUS_COMPLETED;
-    ds->last.completed = __atomic_load_n(&job->completed, __ATOMIC_RELAXED);
-    ds->last.total = job->total;
     ds->job = NULL;
     g_mutex_unlock(&ds->lock);
     dump_job_free(job);
@@ -349,7 +418,7 @@ static gpointer dump_thread(gpointer opaque)
 {
     DumpState *ds = opaque;
 
-    run_writer(ds->job, &ds->error);
+    run_writer(ds, ds->job, &ds->error);
     g_mutex_lock(&ds->lock);
     ds->done_source = main_context_call(ds->vm->main_context, detached_done, ds);
     if (ds->done_source) {
@@ -359,13 +428,19 @@ static gpointer dump_thread(gpointer opaque)
     return NULL;
 }
 
-static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, uint64_t total)
+/* A live dump reads guest memory (page tables, kernel data) as it was at its instant. */
+static bool live_reader_read(void *opaque, uint64_t gpa, void *buf, uint64_t len)
 {
-    VM *vm = ds->vm;
+    return live_read(opaque, gpa, buf, len);
+}
+
+/* What the dump is of, before the VM stops. */
+static DumpJob *job_new(DumpState *ds, const DumpRequest *req, GArray *ranges, uint64_t total)
+{
     DumpJob *job = g_new0(DumpJob, 1);
 
-    job->vm = vm;
-    job->reader = (GuestReader){ .mem = vm->mem };
+    job->vm = ds->vm;
+    job->reader = (GuestReader){ .mem = ds->vm->mem };
     job->format = req->format;
     job->filter_begin = req->has_begin ? (uint64_t)req->begin : 0;
     job->filter_end = req->has_begin ? (uint64_t)req->begin + (uint64_t)req->length : UINT64_MAX;
@@ -375,7 +450,18 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
     job->ranges = ranges;
     job->total = total;
     job->threads = ds->threads;
-    job->dedup = ds->dedup;
+    job->dedup = ds->dedup && !req->live;       /* an earlier page may change behind a live dump */
+    job->sink.fd = -1;
+    job->sink.direct_fd = -1;
+    job->sink.cancel_fd = -1;
+    return job;
+}
+
+/* The VM's state at the dump's instant: vCPU registers and the guest note. */
+static void snapshot(DumpJob *job, const DumpRequest *req)
+{
+    VM *vm = job->vm;
+
     job->ncpus = vm->ncpus;
     job->cpus = g_new(X86CPUState, vm->ncpus);
     for (guint i = 0; i < vm->ncpus; i++) {
@@ -389,10 +475,6 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
             break;
         }
     }
-    job->sink.fd = -1;
-    job->sink.direct_fd = -1;
-    job->sink.cancel_fd = -1;
-    return job;
 }
 
 static void fail_before_start(DumpState *ds, int fd)
@@ -405,11 +487,61 @@ static void fail_before_start(DumpState *ds, int fd)
     g_mutex_unlock(&ds->lock);
 }
 
-bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd,
-                       void *get_fd_opaque, GError **errp)
+/* Output, ranges and (live) write tracking, all while the guest still runs: what
+ * fails here fails before anything stops. */
+static DumpJob *prepare(DumpState *ds, const DumpRequest *req, int fd, GError **errp)
 {
     uint64_t total;
 
+    if (format_is_raw_kdump(req->format) && !dump_sink_fd_seekable(fd)) {
+        error_setg(errp, "kdump-raw formats require a seekable file");
+        return NULL;
+    }
+    GArray *ranges = collect_ranges(ds->vm, req, &total);
+    if (!ranges->len) {
+        g_array_free(ranges, TRUE);
+        error_setg(errp, "dump: no guest memory to dump");
+        return NULL;
+    }
+    DumpJob *job = job_new(ds, req, ranges, total);
+    if (!dump_sink_open(&job->sink, fd, format_is_kdump(req->format) &&
+                        !format_is_raw_kdump(req->format), errp) ||
+        (req->live && !(job->live = live_tracker_new(ds->vm->mem, ranges,
+                                                     req->has_live_pool ? (uint64_t)req->live_pool
+                                                                        : LIVE_POOL_DEFAULT,
+                                                     errp)))) {
+        job->sink.fd = -1;       /* the caller closes fd */
+        dump_job_free(job);
+        return NULL;
+    }
+    if (job->live) {
+        job->reader = (GuestReader){ .mem = ds->vm->mem, .read = live_reader_read,
+                                     .opaque = job->live };
+    }
+    return job;
+}
+
+/* Stop the VM (if it runs) for the instant of the dump; a live dump write-protects
+ * guest RAM and lets it run again at once. */
+static bool take_instant(DumpState *ds, DumpJob *job, const DumpRequest *req, GError **errp)
+{
+    if (vm_is_running(ds->vm)) {
+        vm_stop(ds->vm, RUN_STATE_SAVE_VM, NULL);
+        ds->resume = true;
+    }
+    snapshot(job, req);
+    if (job->live) {
+        if (!live_tracker_arm(job->live, errp)) {
+            return false;
+        }
+        resume_vm(ds);
+    }
+    return true;
+}
+
+bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd,
+                       void *get_fd_opaque, GError **errp)
+{
     if (!check_request(ds, req, errp)) {
         return false;
     }
@@ -417,34 +549,22 @@ bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd
     if (fd < 0) {
         return false;
     }
-    if (format_is_raw_kdump(req->format) && !dump_sink_fd_seekable(fd)) {
-        error_setg(errp, "kdump-raw formats require a seekable file");
+    DumpJob *job = prepare(ds, req, fd, errp);
+    if (!job) {
         fail_before_start(ds, fd);
         return false;
     }
-    GArray *ranges = collect_ranges(ds->vm, req, &total);
-    if (!ranges->len) {
-        g_array_free(ranges, TRUE);
-        error_setg(errp, "dump: no guest memory to dump");
-        fail_before_start(ds, fd);
-        return false;
-    }
-    if (vm_is_running(ds->vm)) {
-        vm_stop(ds->vm, RUN_STATE_SAVE_VM, NULL);
-        ds->resume = true;
-    }
-    DumpJob *job = snapshot(ds, req, ranges, total);
-    if (!dump_sink_open(&job->sink, fd, format_is_kdump(req->format) &&
-                        !format_is_raw_kdump(req->format), errp)) {
-        /* as QEMU's dump_init failing: status failed, no DUMP_COMPLETED */
-        job->sink.fd = -1;
+    if (!take_instant(ds, job, req, errp)) {
+        /* as QEMU's dump_init failing: status failed, the VM resumed, no DUMP_COMPLETED */
         dump_job_free(job);
-        fail_before_start(ds, fd);
+        fail_before_start(ds, -1);
         resume_vm(ds);
         return false;
     }
     g_mutex_lock(&ds->lock);
     ds->job = job;
+    ds->live = req->live;
+    ds->live_stats = (DumpLiveStats){ 0 };
     g_mutex_unlock(&ds->lock);
     if (req->detach) {
         GError *err = NULL;
@@ -452,12 +572,13 @@ bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd
         if (ds->thread) {
             return true;
         }
+        end_live(ds, job, NULL);
         finish(ds, err);
         g_propagate_error(errp, err);
         return false;
     }
     GError *err = NULL;
-    run_writer(job, &err);
+    run_writer(ds, job, &err);
     finish(ds, err);
     if (err) {
         g_propagate_error(errp, err);
@@ -468,16 +589,8 @@ bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd
 
 DumpProgress dump_query(DumpState *ds)
 {
-    DumpProgress p;
-
     g_mutex_lock(&ds->lock);
-    if (ds->job) {
-        p.status = DUMP_STATUS_ACTIVE;
-        p.completed = __atomic_load_n(&ds->job->completed, __ATOMIC_RELAXED);
-        p.total = ds->job->total;
-    } else {
-        p = ds->last;
-    }
+    DumpProgress p = progress(ds);
     g_mutex_unlock(&ds->lock);
     return p;
 }
@@ -504,6 +617,11 @@ bool dump_cancel(DumpState *ds, GError **errp)
         return false;
     }
     return true;
+}
+
+bool dump_live_available(DumpState *ds, GError **errp)
+{
+    return live_available(ds->vm->mem, errp);
 }
 
 void dump_state_free(DumpState *ds)

@@ -29,8 +29,21 @@
 #define LIBDEFLATE_PAGE_LEVEL 1
 #define ZSTD_PAGE_LEVEL 1
 
+#define UNIFORM_OUT_MAX 256    /* a uniform 4 KiB page compresses to a few dozen bytes */
+
+/* The last page compressed that was one 8-byte word repeated (0xcc poison, 0xff, a
+ * filled buffer): the next such page with the same word and size gets its bytes again
+ * without compressing (libdeflate takes 16 us for a page of one byte repeated). */
+typedef struct UniformPage {
+    size_t len;               /* the page's size; 0: none kept */
+    uint64_t word;
+    size_t out_len;
+    uint8_t out[UNIFORM_OUT_MAX];
+} UniformPage;
+
 struct PageCodec {
     DumpFormat format;
+    UniformPage uniform;
     struct libdeflate_compressor *deflate;
     void *lzo_wrkmem;
 #if CONFIG_ZSTD
@@ -149,7 +162,37 @@ void page_codec_free(PageCodec *c)
     g_free(c);
 }
 
+/* Is the page one 8-byte word repeated? (The first mismatch ends the comparison, most
+ * often in the first bytes.) */
+static bool page_is_uniform(const uint8_t *in, size_t len)
+{
+    return len >= 16 && len % 8 == 0 && memcmp(in, in + 8, len - 8) == 0;
+}
+
+static size_t compress_page(PageCodec *c, const uint8_t *in, size_t len, uint8_t *out);
+
 size_t page_codec_compress(PageCodec *c, const uint8_t *in, size_t len, uint8_t *out)
+{
+    UniformPage *u = &c->uniform;
+    bool uniform = page_is_uniform(in, len);
+    uint64_t word = 0;
+
+    if (uniform) {
+        memcpy(&word, in, 8);
+        if (u->len == len && u->word == word) {
+            memcpy(out, u->out, u->out_len);     /* the codecs are deterministic */
+            return u->out_len;
+        }
+    }
+    size_t n = compress_page(c, in, len, out);
+    if (uniform && n <= sizeof(u->out)) {
+        *u = (UniformPage){ .len = len, .word = word, .out_len = n };
+        memcpy(u->out, out, n);
+    }
+    return n;
+}
+
+static size_t compress_page(PageCodec *c, const uint8_t *in, size_t len, uint8_t *out)
 {
     size_t n = 0;
 

@@ -48,6 +48,9 @@ typedef struct DumpSink {
     uint64_t buf_pos;       /* logical offset of buf[0] */
 } DumpSink;
 
+typedef struct LiveTracker LiveTracker;
+struct ZeroMap;
+
 /* A dump in progress: a snapshot of what is dumped, plus progress. */
 typedef struct DumpJob {
     VM *vm;
@@ -67,6 +70,7 @@ typedef struct DumpJob {
     int cancelled;           /* atomic */
     guint threads;
     bool dedup;              /* kdump: repeated pages point at their first copy */
+    LiveTracker *live;       /* a live dump's write tracker (dump/live.h), or NULL */
 } DumpJob;
 
 /* Store the low `size` bytes of v little-endian at b + off (the dump's byte order:
@@ -127,6 +131,13 @@ void dump_sink_close(DumpSink *sink);
 /* Writers */
 bool elf_dump_write(DumpJob *job, GError **errp);
 bool kdump_dump_write(DumpJob *job, GError **errp);
+
+/* The `len` bytes (at most a page) at offset `off` of range r as the dump sees
+ * them, or NULL when they are all zero: pages never touched are known zero without
+ * reading them; a live dump copies the page as it was at its instant into `buf`
+ * (a page), otherwise the result points into guest RAM. */
+const uint8_t *dump_page_get(DumpJob *job, struct ZeroMap *zm, const DumpRange *r, uint64_t off,
+                             size_t len, uint8_t *buf);
 
 /* Count `bytes` of guest memory as done; false ("dump: cancelled") once the dump has
  * been cancelled. Safe from any thread. */

@@ -9,6 +9,7 @@
  * on sparse-capable sinks, and pages never touched are never read.
  */
 #include "dump-internal.h"
+#include "live.h"
 #include "zeromap.h"
 #include "paging.h"
 #include "util.h"
@@ -205,13 +206,18 @@ static bool write_headers(DumpJob *job, const ElfLayout *l, size_t note_size, GE
  * Guest memory goes out in writes of up to ELF_STREAM_CHUNK gathered from pieces:
  * runs of guest RAM, and zero runs from the sink's block of zeros. A page that was
  * never touched is not read: on some kernels reading it allocates it, and a dump must
- * not grow the guest by its untouched memory.
+ * not grow the guest by its untouched memory. A live dump's pages are copies of the
+ * instant, gathered in `bounce` at their place in the write; each write lets the
+ * guest have the pages behind it back.
  */
 typedef struct ElfStream {
     DumpJob *job;
     struct iovec iov[ELF_STREAM_PIECES];
     int n;
     size_t len;
+    uint8_t *bounce;          /* live: ELF_STREAM_CHUNK bytes, page aligned */
+    uint8_t *page;            /* live: one page read from the instant */
+    uint64_t consumed;        /* live: guest-physical address of the next page to read */
 } ElfStream;
 
 static bool stream_flush(ElfStream *s, GError **errp)
@@ -221,6 +227,9 @@ static bool stream_flush(ElfStream *s, GError **errp)
 
     s->n = 0;
     s->len = 0;
+    if (s->job->live) {
+        live_release(s->job->live, s->consumed);
+    }
     return ok && dump_job_advance(s->job, len, errp);
 }
 
@@ -237,10 +246,16 @@ static bool stream_add(ElfStream *s, const uint8_t *p, uint64_t len, GError **er
         if (!p) {
             n = MIN(n, DUMP_ZERO_BLOCK);
             s->iov[s->n++] = (struct iovec){ (void *)dump_zero_block, n };
-        } else if (last && (const uint8_t *)last->iov_base + last->iov_len == p) {
-            last->iov_len += n;
         } else {
-            s->iov[s->n++] = (struct iovec){ (void *)p, n };
+            const uint8_t *src = p;
+            if (s->bounce) {
+                src = memcpy(s->bounce + s->len, p, n);
+            }
+            if (last && (const uint8_t *)last->iov_base + last->iov_len == src) {
+                last->iov_len += n;
+            } else {
+                s->iov[s->n++] = (struct iovec){ (void *)src, n };
+            }
         }
         s->len += n;
         len -= n;
@@ -260,21 +275,19 @@ static bool stream_zeros(ElfStream *s, uint64_t len, GError **errp)
 }
 
 /*
- * One range. On sparse sinks zero runs of at least ELF_HOLE_MIN become holes and
- * shorter ones are written with the data around them, so that writes stay large and
- * aligned; streams get every byte, but untouched pages still come from the zero block.
+ * One range. On sparse sinks zero runs of at least ELF_HOLE_MIN become holes; shorter
+ * ones, and every zero run on a stream, go out from the block of zeros with the data
+ * around them, so that writes stay large and aligned.
  */
 static bool write_range(ElfStream *s, const DumpRange *r, ZeroMap *zm, GError **errp)
 {
-    bool sparse = s->job->sink.sparse;
     uint64_t zero = UINT64_MAX;           /* start of the zero run being passed over */
 
     for (uint64_t pos = 0; pos < r->size; pos += 4096) {
         size_t step = (size_t)MIN(4096, r->size - pos);
-        const uint8_t *page = r->host + pos;
-        bool is_zero = sparse ? zeromap_page_is_zero(zm, page, step, r->anonymous)
-                              : r->anonymous && zeromap_page_absent(zm, page);
-        if (is_zero) {
+        const uint8_t *page = dump_page_get(s->job, zm, r, pos, step, s->page);
+        s->consumed = r->gpa + pos + step;
+        if (!page) {
             zero = MIN(zero, pos);
             continue;
         }
@@ -299,6 +312,10 @@ bool elf_dump_write(DumpJob *job, GError **errp)
         return false;
     }
     ElfStream stream = { .job = job };
+    if (job->live) {
+        stream.bounce = g_aligned_alloc(ELF_STREAM_CHUNK, 1, 4096);
+        stream.page = g_malloc(4096);
+    }
     dump_sink_enable_direct(&job->sink);
     ZeroMap *zm = g_new(ZeroMap, 1);
     zeromap_init(zm);
@@ -309,5 +326,7 @@ bool elf_dump_write(DumpJob *job, GError **errp)
     ok = ok && stream_flush(&stream, errp);
     zeromap_destroy(zm);
     g_free(zm);
+    g_aligned_free(stream.bounce);
+    g_free(stream.page);
     return ok && dump_sink_finish(&job->sink, errp);
 }

@@ -21,6 +21,7 @@
  */
 #include "dump-internal.h"
 #include "kdump_format.h"
+#include "live.h"
 #include "zeromap.h"
 #include "compress.h"
 #include "vmcoreinfo.h"
@@ -296,6 +297,15 @@ static const uint8_t *page_ptr(const DumpJob *job, uint64_t page, uint32_t bs)
     return ptr;
 }
 
+/* The guest-physical address just past page `page`. */
+static uint64_t page_end_gpa(const DumpJob *job, uint64_t page, uint32_t bs)
+{
+    const uint8_t *ptr;
+    const DumpRange *r = page_range(job, page, bs, &ptr);
+
+    return r->gpa + (uint64_t)(ptr - r->host) + bs;
+}
+
 static DedupEntry *dedup_slot(const Pipeline *p, uint64_t hash)
 {
     return &p->dedup[kdump_dedup_slot(hash)];
@@ -334,7 +344,7 @@ static bool seen_before(const Pipeline *p, const Batch *b, const guint16 *seen,
     return q && memcmp(page_ptr(p->job, q - 1, bs), page, bs) == 0;
 }
 
-static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, Batch *b,
+static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, uint8_t *buf, Batch *b,
                            uint64_t index)
 {
     uint32_t bs = p->page_size;
@@ -345,9 +355,10 @@ static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, Batch *b,
     b->npages = (guint)MIN(BATCH_PAGES, total - first);
     b->data_len = 0;
     for (guint i = 0; i < b->npages; i++) {
-        const uint8_t *page;
-        const DumpRange *r = page_range(p->job, first + i, bs, &page);
-        if (zeromap_page_is_zero(zm, page, bs, r->anonymous && bs == 4096)) {
+        const uint8_t *host;
+        const DumpRange *r = page_range(p->job, first + i, bs, &host);
+        const uint8_t *page = dump_page_get(p->job, zm, r, (uint64_t)(host - r->host), bs, buf);
+        if (!page) {
             b->kinds[i] = PAGE_ZERO;
             continue;
         }
@@ -384,6 +395,7 @@ static gpointer worker_thread(gpointer opaque)
     GError *err = NULL;
     PageCodec *codec = page_codec_new(p->job->format, &err);
     ZeroMap *zm = g_new(ZeroMap, 1);
+    uint8_t *buf = g_malloc(p->page_size);      /* a live dump's copy of a page */
 
     zeromap_init(zm);
     g_mutex_lock(&p->lock);
@@ -406,7 +418,7 @@ static gpointer worker_thread(gpointer opaque)
         uint64_t index = p->next_batch++;
         Batch *b = &p->slots[index % p->nslots];
         g_mutex_unlock(&p->lock);
-        compress_batch(p, codec, zm, b, index);
+        compress_batch(p, codec, zm, buf, b, index);
         g_mutex_lock(&p->lock);
         b->index = index;
         b->ready = true;
@@ -417,6 +429,7 @@ static gpointer worker_thread(gpointer opaque)
     g_mutex_unlock(&p->lock);
     zeromap_destroy(zm);
     g_free(zm);
+    g_free(buf);
     page_codec_free(codec);
     return NULL;
 }
@@ -641,6 +654,9 @@ static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
         guint npages = b ? b->npages : 0;
         if (b) {
             pipeline_release(&p, b);
+        }
+        if (ok && job->live) {
+            live_release(job->live, page_end_gpa(job, k * BATCH_PAGES + npages - 1, l->block_size));
         }
         ok = ok && dump_job_advance(job, (uint64_t)npages * l->block_size, errp);
     }

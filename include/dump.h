@@ -45,12 +45,25 @@ typedef struct DumpRequest {
     bool has_begin, has_length;
     int64_t begin, length;
     DumpFormat format;
+    bool live;                 /* minivm: the guest runs on during the dump */
+    bool has_live_pool;
+    int64_t live_pool;         /* bytes of saved pages at most (default 64 MiB) */
 } DumpRequest;
+
+/* What a live dump cost the guest (see dump/live.h). */
+typedef struct DumpLiveStats {
+    uint64_t saved;            /* pages copied before the guest's first write to them */
+    uint64_t waits;            /* writes that waited for room in the pool */
+    uint64_t pool_pages;       /* the pool's size */
+    uint64_t peak;             /* most pages in the pool at once */
+} DumpLiveStats;
 
 typedef struct DumpProgress {
     DumpStatus status;
     uint64_t completed;
     uint64_t total;
+    bool live;                 /* the dump is (was) live: live_stats is set */
+    DumpLiveStats live_stats;
 } DumpProgress;
 
 /* Resolves "fd:NAME" to an fd the dump will own and close. */
@@ -72,5 +85,7 @@ DumpProgress dump_query(DumpState *ds);
 bool dump_in_progress(DumpState *ds);
 /* Cancel a running detached dump (minivm's dump-cancel). */
 bool dump_cancel(DumpState *ds, GError **errp);
+/* Could a live dump of this VM's memory be taken? false with the reason. */
+bool dump_live_available(DumpState *ds, GError **errp);
 
 #endif

@@ -108,6 +108,12 @@ static void info_dump(Monitor *mon, GString *out)
     if (p.status == DUMP_STATUS_ACTIVE && p.total) {
         g_string_append_printf(out, "Finished: %.2f %%\n", 100.0 * p.completed / p.total);
     }
+    if (p.live) {
+        const DumpLiveStats *l = &p.live_stats;
+        g_string_append_printf(out, "Live: %" PRIu64 " pages saved before the guest wrote them, "
+                               "%" PRIu64 " writes waited; pool %" PRIu64 " of %" PRIu64
+                               " pages at most\n", l->saved, l->waits, l->peak, l->pool_pages);
+    }
 }
 
 static void info_ioports(Monitor *mon, GString *out)
@@ -390,6 +396,7 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
             switch (a[1]) {
             case 'p': req.paging = true; continue;
             case 'd': req.detach = true; continue;
+            case 'L': req.live = true; continue;
             case 'R': raw = true; continue;
             case 'z': req.format = DUMP_FORMAT_KDUMP_ZLIB; compressions++; continue;
             case 'l': req.format = DUMP_FORMAT_KDUMP_LZO; compressions++; continue;
@@ -407,7 +414,7 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
         positional[pos++] = a;
     }
     if (pos == 0) {
-        g_string_append(out, "dump-guest-memory: usage: dump-guest-memory [-p] [-d] "
+        g_string_append(out, "dump-guest-memory: usage: dump-guest-memory [-p] [-d] [-L] "
                         "[-z|-l|-s|-Z] [-R] filename [begin length]\n");
         return;
     }
@@ -455,9 +462,11 @@ static void hmp_help(Monitor *mon, QmpSession *s, char **argv, int argc, GString
 static const HmpCommand hmp_commands[] = {
     { "cont|c", "", "resume emulation", hmp_cont },
     { "dump-cancel", "", "cancel the current detached dump (minivm)", hmp_dump_cancel },
-    { "dump-guest-memory", "[-p] [-d] [-z|-l|-s|-Z] [-R] filename [begin length]",
+    { "dump-guest-memory", "[-p] [-d] [-L] [-z|-l|-s|-Z] [-R] filename [begin length]",
       "dump guest memory into file 'filename'.\n\t\t\t-p: do paging to get guest's memory "
       "mapping.\n\t\t\t-d: return immediately (do not wait for completion).\n\t\t\t"
+      "-L: live: the guest runs on during the dump, which still holds one instant of it "
+      "(minivm).\n\t\t\t"
       "-z: dump in kdump-compressed format, with zlib compression.\n\t\t\t"
       "-l: dump in kdump-compressed format, with lzo compression.\n\t\t\t"
       "-s: dump in kdump-compressed format, with snappy compression.\n\t\t\t"

@@ -277,6 +277,8 @@ class PipeReader:
 
     def _run(self):
         self.gate.wait()
+        if self.r is None:
+            return                # abandoned
         while True:
             data = os.read(self.r, 1 << 20)
             if not data:
@@ -291,6 +293,12 @@ class PipeReader:
         self.w = None
 
     def release(self):
+        self.gate.set()
+
+    def abandon(self):
+        """Close the read end unread: the writer gets EPIPE."""
+        os.close(self.r)
+        self.r = None
         self.gate.set()
 
     def finish(self, q, timeout=60):

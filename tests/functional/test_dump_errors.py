@@ -274,26 +274,6 @@ def test_broken_pipe(make_vm):
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path):
-    """A 2 MiB tmpfs (needs root)."""
-    mnt = tmp_path / 'small'
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip('mounting a small tmpfs needs root')
-    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2M', 'tmpfs', str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f'cannot mount a tmpfs: {proc.stderr.strip()}')
-    try:
-        yield mnt
-    finally:
-        for _ in range(50):
-            if subprocess.run(['umount', str(mnt)], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-
-
-@pytest.fixture
 def mixed_vm(make_vm, tmp_path):
     """A guest whose 32 MiB of RAM (a -mem-path file) holds mixed pages: its dumps need far
     more than 2 MiB whatever the format."""
