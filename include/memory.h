@@ -13,6 +13,7 @@ typedef struct RamBlock {
     uint8_t *host;     /* host mapping of the whole block */
     uint64_t offset;   /* offset of this block in the -mem-path file */
     bool anonymous;    /* private anonymous memory: untouched pages read as zeros */
+    bool huge;         /* anonymous and asked to be on transparent huge pages */
 } RamBlock;
 
 typedef struct GuestMemory {

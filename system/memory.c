@@ -88,7 +88,6 @@ static uint8_t *map_block(GuestMemory *mem, uint64_t size, uint64_t *offset, GEr
                          "pc.ram");
         return NULL;
     }
-    madvise(p, size, MADV_HUGEPAGE);
     if (mem->fd >= 0) {
         mem->file_used += size;
     }
@@ -117,6 +116,7 @@ RamBlock *guest_memory_add(GuestMemory *mem, const char *name, uint64_t gpa,
     }
     b->name = g_strdup(name);
     b->anonymous = mem->fd < 0;
+    b->huge = madvise(b->host, size, MADV_HUGEPAGE) == 0 && b->anonymous;
     b->gpa = gpa;
     b->size = size;
     g_ptr_array_add(mem->blocks, b);

@@ -1593,6 +1593,7 @@ bool vmcore_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp)
             if (madvise(b->host, b->size, MADV_NOHUGEPAGE) < 0) {
                 /* a kernel without THP: nothing to turn off */
             }
+            b->huge = false;
         } else if (fallocate(mem->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                              (off_t)b->offset, (off_t)b->size) < 0) {
             /* A -mem-path file may hold an earlier guest: its block starts zeroed
