@@ -9,9 +9,10 @@
  * so one instant of the guest has, for each vCPU, a single cut: words below it
  * hold RAX and words from it on hold RAX - 1, where the cut is RDI at
  * live_store, the region start at live_fill and the region end anywhere else
- * (tests/functional/livecheck.py). Regions: the first RAM block from 4 MiB up to
- * 2 MiB before its end, split evenly and page aligned; the last 2 MiB (the tail)
- * stay untouched until `live_trigger` is set, then vCPU 0 also writes one word
+ * (tests/functional/livecheck.py). Regions: vCPU i works in RAM block i % nblocks
+ * (from 4 MiB up), which it shares evenly with the other vCPUs of that block, in page
+ * aligned parts; the last 2 MiB of the first block (the tail) stay untouched until
+ * `live_trigger` is set, then vCPU 0 also writes one word
  * of every tail page on each pass; `live_trigger` 2 shuts the guest down. Prints
  * "live-counter ready" when running.
  */
@@ -82,11 +83,18 @@ static void lock(volatile uint64_t *l)
 __attribute__((noreturn)) void guest_start(uint64_t cpu, const struct minivm_boot_info *info)
 {
     volatile uint64_t *hb = (volatile uint64_t *)info->heartbeat_gpa;
-    uint64_t end = info->blocks[0].start + info->blocks[0].size;
-    uint64_t tail = end - TAIL_SIZE;
-    uint64_t pages = (tail - MINIVM_FILL_START_GPA) >> 12;
-    uint64_t lo = MINIVM_FILL_START_GPA + ((pages * cpu / info->ncpus) << 12);
-    uint64_t hi = MINIVM_FILL_START_GPA + ((pages * (cpu + 1) / info->ncpus) << 12);
+    uint32_t nb = info->nblocks, b = (uint32_t)cpu % nb, k = (uint32_t)cpu / nb;
+    uint32_t n = (info->ncpus - b + nb - 1) / nb;             /* the vCPUs in block b */
+    uint64_t tail = info->blocks[0].start + info->blocks[0].size - TAIL_SIZE;
+    uint64_t start = info->blocks[b].start, end = start + info->blocks[b].size;
+    if (start < MINIVM_FILL_START_GPA) {
+        start = MINIVM_FILL_START_GPA;
+    }
+    if (b == 0) {
+        end = tail;
+    }
+    uint64_t pages = (end - start) >> 12;
+    uint64_t lo = start + ((pages * k / n) << 12), hi = start + ((pages * (k + 1) / n) << 12);
 
     lock(&hb[0]);
     hb[1]++;
@@ -94,5 +102,5 @@ __attribute__((noreturn)) void guest_start(uint64_t cpu, const struct minivm_boo
         puts_serial("live-counter ready\n");
     }
     __atomic_store_n(&hb[0], 0, __ATOMIC_RELEASE);
-    live_run(lo, (hi - lo) / 8, cpu == 0 ? &live_trigger : 0, tail, end);
+    live_run(lo, (hi - lo) / 8, cpu == 0 ? &live_trigger : 0, tail, tail + TAIL_SIZE);
 }
