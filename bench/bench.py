@@ -211,12 +211,118 @@ def scaling(args, work):
               f'{100 * (max(rows) / mean - 1):+.0f} % of their mean')
 
 
+# ---- live dumps (KVM): what a dump costs a running guest
+
+LIVE_GUEST = 'tests/guests/live-counter.elf'
+
+
+def live_region_starts(mem, ncpus):
+    """Where each vCPU's region of the live-counter guest starts (as the guest computes):
+    vCPU i works in RAM block i % nblocks, shared evenly by the vCPUs of that block."""
+    split = mem >= 0xe0000000                      # the pc machine's RAM layout
+    blocks = [(0, 0xc0000000), (1 << 32, mem - 0xc0000000)] if split else [(0, mem)]
+    starts = []
+    for cpu in range(ncpus):
+        b, k = cpu % len(blocks), cpu // len(blocks)
+        n = (ncpus - b + len(blocks) - 1) // len(blocks)
+        start, end = max(blocks[b][0], 4 << 20), blocks[b][0] + blocks[b][1]
+        end -= (2 << 20) if b == 0 else 0
+        starts.append(start + ((((end - start) >> 12) * k // n) << 12))
+    return starts
+
+
+def live_wait_resident(q, starts):
+    """Until every vCPU has finished its first pass: guest RAM is all resident."""
+    deadline = time.monotonic() + 600
+    while min(int(q.hmp(f'xp /1xg {a:#x}').split()[-1], 16) for a in starts) < 2:
+        assert time.monotonic() < deadline, 'the live-counter guest makes no progress'
+        time.sleep(0.2)
+
+
+def live_passes(q, starts):
+    """Passes so far, summed over the vCPUs: the first word of each region holds the number
+    of the last pass over it (read with HMP xp while the guest runs)."""
+    return sum(int(q.hmp(f'xp /1xg {a:#x}').split()[-1], 16) for a in starts)
+
+
+def event_time(ev):
+    return ev['timestamp']['seconds'] + ev['timestamp']['microseconds'] / 1e6
+
+
+def live_measure(q, watched, starts, out, fmt, live):
+    """One dump of the running guest: (pause s, dump s, guest passes/s during it, KiB added)."""
+    time.sleep(1)
+    q.events.clear()
+    p0, t0 = live_passes(q, starts), time.monotonic()
+    with PeakAnonRss(watched) as rss:
+        t = time.monotonic()
+        q.cmd('dump-guest-memory', paging=False, protocol='file:' + out, format=fmt, live=live)
+        secs = time.monotonic() - t
+    rate = (live_passes(q, starts) - p0) / (time.monotonic() - t0)
+    os.unlink(out)
+    pause = event_time(q.wait_event('RESUME')) - event_time(q.wait_event('STOP'))
+    return pause, secs, rate, rss.added
+
+
+def live_undisturbed(q, starts, seconds=2.0):
+    time.sleep(1)
+    p0, t0 = live_passes(q, starts), time.monotonic()
+    time.sleep(seconds)
+    return (live_passes(q, starts) - p0) / (time.monotonic() - t0)
+
+
+def live_dumps(args, work, fmt='kdump-zlib', smp=2):
+    """The live-counter test guest rewrites all of its memory without pause (the worst case
+    for a live dump: every first write to a page faults). At each size, each round measures
+    the guest undisturbed, then a live and a stopped dump of it (alternating which comes
+    first): the pause (RESUME minus STOP), the dump's time, the guest's passes per second
+    while it ran, and the memory it added to minivm."""
+    sizes = [int(x) for x in args.live.split(',')]
+    table = []
+    for gib in sizes:
+        with harness.Minivm('-kernel', str(ROOT / args.build / LIVE_GUEST), mem=f'{gib}G',
+                            smp=smp, workdir=os.path.join(work, f'live-{gib}')) as vm:
+            deadline = time.monotonic() + 120
+            while 'live-counter ready' not in vm.serial_path.read_text(errors='replace'):
+                assert time.monotonic() < deadline, 'the live-counter guest did not start'
+                time.sleep(0.05)
+            starts = live_region_starts(gib << 30, smp)
+            live_wait_resident(vm.qmp, starts)
+            watched, out = watch(vm), os.path.join(work, 'live.out')
+            rates, got = [], {True: [], False: []}
+            for r in range(args.runs):
+                rates.append(live_undisturbed(vm.qmp, starts))
+                for live in ((True, False) if r % 2 == 0 else (False, True)):
+                    got[live].append(live_measure(vm.qmp, watched, starts, out, fmt, live))
+            print(f'live dumps of {gib} GiB: pauses ' + '; '.join(
+                f'{"live" if live else "stopped"} ' + ', '.join(f'{g[0] * 1e3:.1f}' for g in runs)
+                + ' ms' for live, runs in got.items()), flush=True)
+        table.append((gib, statistics.median(rates), got))
+    print()
+    print(f'Live dumps ({fmt}) of the live-counter guest ({smp} vCPUs rewriting all of their '
+          f'memory), medians of {args.runs} rounds, live and stopped dumps alternated:')
+    print()
+    print('| GiB | dump | pause ms | dump s | guest passes/s (undisturbed) | memory added MiB |')
+    print('|---|---|---|---|---|---|')
+    for gib, rate, got in table:
+        med = {live: [statistics.median(g[i] for g in runs) for i in range(4)]
+               for live, runs in got.items()}
+        for live, m in med.items():
+            print(f'| {gib} | {"live" if live else "stopped"} | {m[0] * 1e3:.1f} | {m[1]:.2f} | '
+                  f'{m[2]:.1f} ({rate:.1f}) | {m[3] / 1024:.1f} |')
+        print(f'| {gib} | stopped pause / live pause | {med[False][0] / med[True][0]:.0f}x '
+              '| | | |')
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--build', default='build')
     ap.add_argument('--ram', default='1G')
     ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--scaling', default='1,2,4,8', help='guest sizes in GiB ("" to skip)')
+    ap.add_argument('--live', default='1,4,8',
+                    help='live-dump guest sizes in GiB (KVM only; "" to skip)')
+    ap.add_argument('--only-live', action='store_true', help='run the live-dump part alone')
     args = ap.parse_args()
     harness.MINIVM = (ROOT / args.build / 'minivm').resolve()
     work = tempfile.mkdtemp(prefix='minivm-bench-', dir=os.environ.get('TMPDIR', '/var/tmp'))
@@ -224,6 +330,9 @@ def main():
     try:
         log(f'{os.cpu_count()} CPUs, kernel {os.uname().release}, '
             f'KVM {"yes" if harness.kvm_available() else "no"}')
+        if args.only_live:
+            live_dumps(args, work)
+            return 0
         proc, qmp = boot_qemu_fixture(args.ram, work, log)
         try:
             def qemu_cmd(name, **a):
@@ -316,6 +425,10 @@ def main():
         print('Page compressors (bench/pagecodecs, one thread) on the ' + codecs)
         if args.scaling:
             scaling(args, work)
+        if args.live and harness.kvm_available():
+            live_dumps(args, work)
+        elif args.live:
+            print('\nLive dumps: skipped, /dev/kvm is not available here.')
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
