@@ -1,7 +1,8 @@
 /*
  * Where the fields of makedumpfile's disk_dump_header and kdump_sub_header are
- * (FORMATS.md §5.2, §5.3): the x86_64 layout, and the packed one of i386 dumps.
- * One table for the writer (dump/kdump.c) and the loader (system/vmcore.c).
+ * (docs/formats.md, "kdump-compressed"): the x86_64 layout, and the packed one of
+ * i386 dumps. One table for the writer (dump/kdump.c) and the reader
+ * (system/vmcore_kdump.c).
  */
 #ifndef MINIVM_KDUMP_FORMAT_H
 #define MINIVM_KDUMP_FORMAT_H

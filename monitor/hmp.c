@@ -4,6 +4,7 @@
 #include "dump.h"
 #include "util.h"
 #include "demo_abi.h"
+#include "hmp-commands.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +18,11 @@
  * unbounded count would cost many times the guest's RAM. memsave has no limit. */
 #define HMP_MAX_EXAMINE (1u << 20)
 
+/* The tables' entries come from qapi/hmp.json (hmp-commands.h), which docs/qmp.md
+ * is made from too: a command's handler is hmp_<name>, an info subcommand's
+ * info_<name>. */
 typedef struct HmpCommand {
-    const char *name;
+    const char *name;       /* "stop|s": the name, then the aliases */
     const char *params;
     const char *help;
     void (*fn)(Monitor *mon, QmpSession *s, char **argv, int argc, GString *out);
@@ -87,7 +91,7 @@ static void info_registers(Monitor *mon, GString *out)
     with_vm_paused(mon->vm, format_all_registers, out);
 }
 
-static void info_ramblocks(Monitor *mon, GString *out)
+static void info_ramblock(Monitor *mon, GString *out)
 {
     GuestMemory *mem = mon->vm->mem;
 
@@ -129,14 +133,7 @@ static const struct {
     const char *help;
     void (*fn)(Monitor *mon, GString *out);
 } info_commands[] = {
-    { "status", "show the current VM status (running|paused)", info_status },
-    { "cpus", "show infos for each CPU", info_cpus },
-    { "registers", "show the cpu registers (every vCPU)", info_registers },
-    { "ramblock", "Display system ramblock information", info_ramblocks },
-    { "ramblocks", "Display system RAM blocks (alias of ramblock)", info_ramblocks },
-    { "dump", "Display the latest dump status", info_dump },
-    { "ioports", "show the emulated I/O ports and the count of ignored accesses (minivm)",
-      info_ioports },
+    HMP_INFO_COMMANDS
 };
 
 static void hmp_info(Monitor *mon, QmpSession *s, char **argv, int argc, GString *out)
@@ -460,30 +457,7 @@ static void hmp_dump_cancel(Monitor *mon, QmpSession *s, char **argv, int argc, 
 static void hmp_help(Monitor *mon, QmpSession *s, char **argv, int argc, GString *out);
 
 static const HmpCommand hmp_commands[] = {
-    { "cont|c", "", "resume emulation", hmp_cont },
-    { "dump-cancel", "", "cancel the current detached dump (minivm)", hmp_dump_cancel },
-    { "dump-guest-memory", "[-p] [-d] [-L] [-z|-l|-s|-Z] [-R] filename [begin length]",
-      "dump guest memory into file 'filename'.\n\t\t\t-p: do paging to get guest's memory "
-      "mapping.\n\t\t\t-d: return immediately (do not wait for completion).\n\t\t\t"
-      "-L: live: the guest runs on during the dump, which still holds one instant of it "
-      "(minivm).\n\t\t\t"
-      "-z: dump in kdump-compressed format, with zlib compression.\n\t\t\t"
-      "-l: dump in kdump-compressed format, with lzo compression.\n\t\t\t"
-      "-s: dump in kdump-compressed format, with snappy compression.\n\t\t\t"
-      "-Z: dump in kdump-compressed format, with zstd compression (minivm).\n\t\t\t"
-      "-R: when using kdump (-z, -l, -s, -Z), write a raw kdump file, not the flattened "
-      "format.\n\t\t\tbegin: the starting physical address.\n\t\t\t"
-      "length: the memory size, in bytes.", hmp_dump_guest_memory },
-    { "help|?", "[cmd]", "show the help", hmp_help },
-    { "info", "[subcommand]", "show various information about the system state", hmp_info },
-    { "memsave", "addr size file", "save to disk virtual memory dump starting at 'addr' of "
-      "size 'size'", hmp_memsave },
-    { "pmemsave", "addr size file", "save to disk physical memory dump starting at 'addr' of "
-      "size 'size'", hmp_pmemsave },
-    { "quit|q", "", "quit the emulator", hmp_quit },
-    { "stop|s", "", "stop emulation", hmp_stop },
-    { "x", "/fmt addr", "virtual memory dump starting at 'addr'", hmp_x },
-    { "xp", "/fmt addr", "physical memory dump starting at 'addr'", hmp_xp },
+    HMP_COMMANDS
 };
 
 static bool name_matches(const char *names, const char *cmd)

@@ -1,7 +1,7 @@
 /*
  * x86 dump notes: NT_PRSTATUS (x86_64: 336 bytes, i386: 144 bytes) and QEMU's
  * "QEMU" CPU-state note (QEMUCPUState version 1, 440 bytes with kernel_gs_base).
- * Layouts: ../shared/FORMATS.md §2. Little-endian fields written by offset.
+ * Layouts: docs/formats.md, "ELF notes". Little-endian fields written by offset.
  */
 #include "dump/dump-internal.h"
 

@@ -1,6 +1,6 @@
 """Shared helpers for the dump tests: VMs, fd passing, pipes, and independent parsers
 for the ELF core, the kdump-compressed (diskdump) file and makedumpfile's flattened
-stream (FORMATS.md sections 1, 2, 5 and 6), plus the real readers (libkdumpfile,
+stream (docs/formats.md), plus the real readers (libkdumpfile,
 makedumpfile -R, gdb, crash)."""
 import contextlib
 import ctypes
@@ -372,11 +372,11 @@ def compare_reader_with_mem(k, mem, pfns):
 
 PT_LOAD, PT_NOTE = 1, 4
 NT_PRSTATUS = 1
-# x86_64 elf_prstatus pr_reg order (FORMATS.md 2.1)
+# x86_64 elf_prstatus pr_reg order (docs/formats.md, "NT_PRSTATUS, x86_64")
 PRSTATUS_REGS = ['r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax',
                  'rcx', 'rdx', 'rsi', 'rdi', 'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss',
                  'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs']
-# QEMUCPUState (FORMATS.md 2.3)
+# QEMUCPUState (docs/formats.md, "QEMU CPU state")
 QEMU_NOTE_REGS = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10',
                   'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags']
 

@@ -1,6 +1,6 @@
 """kdump-compressed vmcores (issue 4) on the demo guest: flattened and raw, zlib, lzo,
 snappy and zstd; checked with libkdumpfile, makedumpfile -R, crash and our own parser of
-the diskdump layout (FORMATS.md section 5) against pmemsave of the same paused guest."""
+the diskdump layout (docs/formats.md, "kdump-compressed") against pmemsave of the same paused guest."""
 import math
 import os
 from collections import Counter
