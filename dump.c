@@ -204,8 +204,13 @@ const uint8_t *dump_page_get(DumpJob *job, ZeroMap *zm, const DumpRange *r, uint
 {
     const uint8_t *page = r->host + off;
 
-    if (r->anonymous && len == 4096 && zeromap_page_absent(zm, page)) {
-        return NULL;            /* never written since the dump's instant, if ever */
+    /* Known zero without reading it: never written, or mapping a zero page. In a live
+     * dump that says what the page holds now; it held the same at the instant unless
+     * the guest has written it since, and then its copy was saved first (checked after
+     * pagemap was read). */
+    if (r->anonymous && len == 4096 && zeromap_page_known_zero(zm, page) &&
+        !(job->live && live_saved(job->live, r->gpa + off))) {
+        return NULL;
     }
     if (job->live) {
         live_read(job->live, r->gpa + off, buf, len);

@@ -577,6 +577,14 @@ static void read_page_part(LiveTracker *t, LiveArea *a, uint64_t off, uint8_t *d
     g_mutex_unlock(&t->lock);
 }
 
+bool live_saved(LiveTracker *t, uint64_t gpa)
+{
+    LiveArea *a = area_of_gpa(t, gpa);
+
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return a && test_saved(a, (gpa - a->gpa) / PAGE);
+}
+
 bool live_read(LiveTracker *t, uint64_t gpa, void *dst, uint64_t len)
 {
     uint8_t *out = dst;
@@ -665,8 +673,8 @@ void live_release(LiveTracker *t, uint64_t gpa)
     g_mutex_unlock(&t->lock);
 
     /* Unprotect in whole huge pages where the area is on them: unprotecting part of
-     * one splits it. What lags behind is unprotected by the next call, or one page
-     * at a time by the handler when the guest writes there. */
+     * one splits it. What lags behind is unprotected by the next call, or by the
+     * handler when the guest writes there. */
     for (guint i = 0; i < t->nareas; i++) {
         LiveArea *a = &t->areas[i];
         uint64_t lo = MAX(t->unprotected, a->gpa), hi = MIN(gpa, a->gpa + a->size);
@@ -674,7 +682,7 @@ void live_release(LiveTracker *t, uint64_t gpa)
             continue;
         }
         uint64_t end = hi - a->gpa;
-        if (hi < a->gpa + a->size) {
+        if (a->huge && hi < a->gpa + a->size) {
             uintptr_t h = ((uintptr_t)a->host + end) & ~(HUGE_PAGE - 1);
             end = h > (uintptr_t)a->host + (lo - a->gpa) ? h - (uintptr_t)a->host : lo - a->gpa;
         }

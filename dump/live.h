@@ -35,6 +35,9 @@ bool live_tracker_arm(LiveTracker *t, GError **errp);
 /* Copy [gpa, gpa + len) as it was when armed; false when some of it is not RAM.
  * Safe from any thread, for pages the dump has not released. */
 bool live_read(LiveTracker *t, uint64_t gpa, void *dst, uint64_t len);
+/* Has the page at gpa been copied aside (the guest has written it since the instant)?
+ * Anything read about the page before this call is ordered before it. */
+bool live_saved(LiveTracker *t, uint64_t gpa);
 /* The dump has read every page below `gpa` in its ranges, and will read nothing
  * outside them: drop those copies and unprotect those pages. Called from one
  * thread, in ascending order. */

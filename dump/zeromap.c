@@ -3,16 +3,66 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
+#define PM_PFN_MASK ((1ULL << 55) - 1)
+#define KPF_ZERO_PAGE (1ULL << 24)
+#define HUGE_SIZE (2u << 20)
+#define HUGE_FRAMES (HUGE_SIZE / 4096)
+
+/* The frame a page of ours maps, when the kernel says it is a zero page; else 0. */
+static uint64_t zero_frame_of(int pagemap, const volatile uint8_t *p)
+{
+    uint64_t entry = 0, flags = 0;
+
+    (void)*p;                                  /* a read fault maps a zero page */
+    if (pread(pagemap, &entry, 8, (off_t)((uintptr_t)p / 4096 * 8)) != 8 ||
+        !(entry & PM_PRESENT) || !(entry & PM_PFN_MASK)) {
+        return 0;                              /* frame numbers are shown to root only */
+    }
+    uint64_t pfn = entry & PM_PFN_MASK;
+    int kpf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+    bool zero = kpf >= 0 && pread(kpf, &flags, 8, (off_t)(pfn * 8)) == 8 &&
+                (flags & KPF_ZERO_PAGE);
+    if (kpf >= 0) {
+        close(kpf);
+    }
+    return zero ? pfn : 0;
+}
+
+/* Learn the frames of the zero page and of the huge zero page from a scratch
+ * mapping of our own that is only read. */
+static void learn_zero_frames(ZeroMap *z)
+{
+    size_t len = 2 * HUGE_SIZE;
+    uint8_t *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (m == MAP_FAILED) {
+        return;
+    }
+    uint8_t *huge = (uint8_t *)(((uintptr_t)m + HUGE_SIZE - 1) & ~(uintptr_t)(HUGE_SIZE - 1));
+    if (madvise(m, len, MADV_NOHUGEPAGE) == 0) {
+        z->zero_pfn = zero_frame_of(z->fd, m + len - 4096);    /* past the huge page */
+    }
+    if (madvise(huge, HUGE_SIZE, MADV_HUGEPAGE) == 0) {
+        uint64_t pfn = zero_frame_of(z->fd, huge);
+        z->huge_zero_pfn = pfn != z->zero_pfn && pfn % HUGE_FRAMES == 0 ? pfn : 0;
+    }
+    munmap(m, len);
+}
 
 void zeromap_init(ZeroMap *z)
 {
     z->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     z->first = 0;
     z->count = 0;
+    z->zero_pfn = z->huge_zero_pfn = 0;
+    if (z->fd >= 0) {
+        learn_zero_frames(z);
+    }
 }
 
 void zeromap_destroy(ZeroMap *z)
@@ -36,7 +86,7 @@ static bool refill(ZeroMap *z, uint64_t vpn)
     return true;
 }
 
-bool zeromap_page_absent(ZeroMap *z, const void *page)
+bool zeromap_page_known_zero(ZeroMap *z, const void *page)
 {
     uint64_t vpn = (uintptr_t)page / 4096;
 
@@ -46,11 +96,10 @@ bool zeromap_page_absent(ZeroMap *z, const void *page)
     if ((vpn < z->first || vpn >= z->first + z->count) && !refill(z, vpn)) {
         return false;
     }
-    return !(z->entries[vpn - z->first] & (PM_PRESENT | PM_SWAPPED));
-}
-
-bool zeromap_page_is_zero(ZeroMap *z, const uint8_t *page, size_t size, bool anon)
-{
-    return (anon && size == 4096 && zeromap_page_absent(z, page)) ||
-           buffer_is_zero(page, size);
+    uint64_t e = z->entries[vpn - z->first], pfn = e & PM_PFN_MASK;
+    if (!(e & PM_PRESENT)) {
+        return !(e & PM_SWAPPED);
+    }
+    return (z->zero_pfn && pfn == z->zero_pfn) ||
+           (z->huge_zero_pfn && pfn - z->huge_zero_pfn < HUGE_FRAMES);
 }
