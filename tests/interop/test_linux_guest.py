@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from qmp import Minivm
+from qmp import Minivm, kvm_available
 import readers
 
 KDUMP_FORMATS = ['kdump-zlib', 'kdump-lzo', 'kdump-snappy', 'kdump-zstd',
@@ -84,6 +84,33 @@ def test_crash_same_report(restored, small_linux, fmt):
     out = dump(restored, fmt)
     report = readers.crash_report(small_linux['vmlinux'], out)
     assert report == restored.baseline
+
+
+@pytest.fixture(scope='module')
+def running(small_linux, tmp_path_factory):
+    """The restored guest running on: under KVM its CPUs go on where the panic left them
+    (CPU 0 in panic()'s delay loop, writing memory now and then); without KVM it stays
+    paused (-accel none runs nothing) and a live dump still goes through write protection."""
+    work = tmp_path_factory.mktemp('running')
+    kvm = kvm_available()
+    with Minivm('-load-vmcore', small_linux['elf'], accel='kvm' if kvm else 'none',
+                workdir=work) as vm:
+        vm.work = work
+        if kvm:
+            vm.qmp.cmd('cont')
+        yield vm
+
+
+@pytest.mark.parametrize('fmt', ['elf', 'kdump-raw-zlib', 'kdump-lzo'])
+def test_crash_reads_a_live_dump_as_a_stopped_one(running, restored, small_linux, fmt):
+    """crash prints the same sys, bt and log for a live dump of the running guest as for
+    stopped dumps of it (QEMU's, and minivm's of the paused restored guest)."""
+    out = dump(running, fmt, live=True)
+    live = running.qmp.cmd('query-dump')['live']
+    assert live['pool-pages'] == 16384 and live['pool-waits'] == 0, live
+    report = readers.crash_report(small_linux['vmlinux'], out)
+    assert report == restored.baseline
+    assert report == readers.crash_report(small_linux['vmlinux'], dump(restored, fmt))
 
 
 @pytest.mark.parametrize('which', ['kdump', 'kdump_raw'])
