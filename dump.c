@@ -626,7 +626,11 @@ bool dump_cancel(DumpState *ds, GError **errp)
 
 bool dump_live_available(DumpState *ds, GError **errp)
 {
-    return live_available(ds->vm->mem, errp);
+    g_mutex_lock(&ds->lock);
+    bool live_now = ds->job && ds->job->live;
+    g_mutex_unlock(&ds->lock);
+    /* guest RAM registered by the dump in progress cannot be registered again to probe */
+    return live_now || live_available(ds->vm->mem, errp);
 }
 
 void dump_state_free(DumpState *ds)

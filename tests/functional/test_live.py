@@ -102,6 +102,25 @@ def test_live_dump_is_one_instant(make_vm, tmp_path, fmt, sink, smp):
 
 
 @NEED_KVM
+def test_live_paging_dump_of_a_range(make_vm, tmp_path):
+    """paging=true and begin/length, live: the PT_LOADs of the guest's identity map clipped
+    to the first 96 MiB, holding the instant of the three vCPUs that work there."""
+    vm = counter_vm(make_vm, smp=4)
+    q = vm.qmp
+    path = tmp_path / 'live.elf'
+    q.cmd('dump-guest-memory', paging=True, protocol=f'file:{path}', live=True, detach=True,
+          begin=0, length=96 << 20)
+    assert q.wait_event('DUMP_COMPLETED')['data']['result']['status'] == 'completed'
+    image = livecheck.Image(path, tmp_path)
+    core = dc.ElfCore(path)
+    assert [(p['vaddr'], p['paddr'], p['filesz']) for p in core.loads] == [(0, 0, 96 << 20)]
+    inside = [r for r in image.regs if r['r8'] + 8 * r['r9'] <= 96 << 20]
+    assert len(inside) == 3
+    found = livecheck.problems(image.read, inside)
+    assert not found, found[:8]
+
+
+@NEED_KVM
 @pytest.mark.parametrize('fmt', ['elf', 'kdump-raw-zstd'])
 def test_small_pool_makes_the_guest_wait(make_vm, tmp_path, fmt):
     """With room for 16 saved pages, vCPUs that write ahead of the dump wait for it: the
@@ -187,6 +206,7 @@ def test_live_dump_fault_leaves_the_guest_running(make_vm, tmp_path, fault):
     reader = gated_live_dump(q, **{'live-pool': 64 * 4096})
     time.sleep(0.3)                      # the pool fills and vCPUs wait for the dump
     assert q.cmd('query-dump')['live']['pool-waits'] > 0
+    assert q.cmd('query-dump-guest-memory-capability')['live'] is True
     if fault == 'cancel':
         q.cmd('dump-cancel')
         expect = 'dump: cancelled'
