@@ -4,6 +4,7 @@ Under KVM the live-counter test guest rewrites all of its memory without pause a
 registers locate every vCPU (livecheck.py): a live dump must show, for every vCPU, exactly
 the cut its NT_PRSTATUS registers describe. Without KVM, minivm itself writes guest RAM
 (x-pmemwrite) during the dump."""
+import os
 import select
 import struct
 import subprocess
@@ -265,12 +266,18 @@ def test_guest_shutdown_during_a_live_dump(make_vm, tmp_path):
 
 # ---------------------------------------------------------------- minivm's own writes
 
-def test_writes_by_minivm_during_a_live_dump(make_vm, tmp_path):
+@pytest.mark.parametrize('ram', ['anonymous', 'tmpfs'])
+def test_writes_by_minivm_during_a_live_dump(make_vm, tmp_path, ram):
     """Without KVM: minivm writes guest RAM (x-pmemwrite) while a live dump waits on its
     reader; the dump holds the old bytes, guest RAM the new ones. With room for 2 saved
     pages, the third write (to a page never touched before) waits in the kernel until the
-    dump goes on and frees a copy."""
-    vm = make_vm(mem='64M', accel='none')
+    dump goes on and frees a copy. Anonymous RAM, and -mem-path on tmpfs (shared memory)."""
+    args = []
+    if ram == 'tmpfs':
+        if not os.path.isdir('/dev/shm'):
+            pytest.skip('no /dev/shm here')
+        args = ['-mem-path', '/dev/shm']            # an unlinked file of its own there
+    vm = make_vm(*args, mem='64M', accel='none')
     q = vm.qmp
     pages = {0x1000000: b'A', 0x2000000: b'B', 0x3f00000: b'D'}
     for addr, c in pages.items():
