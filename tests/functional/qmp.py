@@ -119,7 +119,7 @@ class Minivm:
     """A minivm process with one QMP socket (more on request) and a serial log."""
 
     def __init__(self, *args, accel=None, mem='128M', smp=1, extra_qmp=0, hmp=False,
-                 workdir=None, wait_ready=True, env=None, start_timeout=30):
+                 workdir=None, wait_ready=True, env=None, start_timeout=30, prefix=()):
         self.dir = Path(workdir or tempfile.mkdtemp(prefix='minivm-test-'))
         self.own_dir = workdir is None
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ class Minivm:
             cmd += ['-qmp', f'unix:{p},server=on,wait=off']
         if self.hmp_path:
             cmd += ['-monitor', f'unix:{self.hmp_path},server=on,wait=off']
-        cmd += list(args)
+        cmd = list(prefix) + cmd + list(args)    # prefix: e.g. setpriv to run as another user
         self.smp = smp
         self.stderr_path = self.dir / 'stderr.log'
         self.stderr = open(self.stderr_path, 'w')

@@ -6,9 +6,12 @@ the cut its NT_PRSTATUS registers describe. Without KVM, minivm itself writes gu
 (x-pmemwrite) during the dump."""
 import os
 import select
+import shutil
 import struct
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -349,6 +352,36 @@ def test_live_refused_before_anything_stops(make_vm, tmp_path):
     assert q.cmd('query-status')['status'] == 'running'
     dc.dump(q, tmp_path / 'ok', 'elf')
     assert q.wait_event('DUMP_COMPLETED')['data']['result']['status'] == 'completed'
+
+
+def test_live_refused_without_permission(make_vm, tmp_path):
+    """An unprivileged minivm (no CAP_SYS_PTRACE, /dev/userfaultfd root's only,
+    vm.unprivileged_userfaultfd 0) cannot take KVM's write faults: live is refused, naming
+    what would allow it, before anything stops."""
+    if os.geteuid() != 0:
+        pytest.skip('running minivm as another user needs root')
+    if open('/proc/sys/vm/unprivileged_userfaultfd').read().strip() != '0':
+        pytest.skip('vm.unprivileged_userfaultfd is 1 here: unprivileged users may')
+    work = Path(tempfile.mkdtemp(prefix='minivm-nobody-'))   # pytest's tmp_path is root's only
+    work.chmod(0o777)
+    try:
+        check_refused_as_nobody(make_vm, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_refused_as_nobody(make_vm, work):
+    vm = make_vm(mem='32M', accel='none', workdir=work,
+                 prefix=['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'])
+    q = vm.qmp
+    cap = q.cmd('query-dump-guest-memory-capability')
+    assert cap['live'] is False and 'CAP_SYS_PTRACE' in cap['live-error'], cap
+    q.events.clear()
+    with pytest.raises(QMPError) as e:
+        q.cmd('dump-guest-memory', paging=False, protocol='file:/dev/null', live=True)
+    assert e.value.desc == cap['live-error']
+    dc.drain(q, 0.2)
+    assert dc.event_names(q) == []
 
 
 @pytest.mark.parametrize('fmt', ['elf', 'kdump-raw-lzo'])
