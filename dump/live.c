@@ -23,9 +23,11 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -44,7 +46,7 @@ typedef struct LiveArea {
     uint64_t gpa;
     uint64_t size;
     bool anonymous;
-    bool huge;                /* on transparent huge pages where it can be */
+    uint64_t unit;            /* bytes a fault saves and unprotects at once: see area_unit */
     uint64_t *saved;          /* a bit per page: its old bytes are in the pool */
 } LiveArea;
 
@@ -327,24 +329,16 @@ static void handler_error(LiveTracker *t, const char *what)
     g_mutex_unlock(&t->lock);
 }
 
-/*
- * What a fault at `page` of area a saves and unprotects: on transparent huge pages the
- * whole huge page, when the pool can hold one. Unprotecting part of a huge page splits
- * its mapping, and split guest RAM costs KVM a fault per 4 KiB page from then on (here
- * the live-counter guest fell from 40 passes a second to 6 after one live dump in 4 KiB
- * units); and a guest that writes one page of a huge page mostly writes the others.
- */
-static void fault_span(const LiveTracker *t, const LiveArea *a, uint64_t page, uint64_t *first,
-                       uint64_t *n)
+/* What a fault at `page` of area a saves and unprotects: the whole unit around it. */
+static void fault_span(const LiveArea *a, uint64_t page, uint64_t *first, uint64_t *n)
 {
-    uintptr_t h = ((uintptr_t)a->host + page * PAGE) & ~(HUGE_PAGE - 1);
+    uintptr_t h = ((uintptr_t)a->host + page * PAGE) & ~(uintptr_t)(a->unit - 1);
 
     *first = page;
     *n = 1;
-    if (a->huge && t->stats.pool_pages >= HUGE_PAGE / PAGE && h >= (uintptr_t)a->host &&
-        h + HUGE_PAGE <= (uintptr_t)a->host + a->size) {
+    if (h >= (uintptr_t)a->host && h + a->unit <= (uintptr_t)a->host + a->size) {
         *first = (h - (uintptr_t)a->host) / PAGE;
-        *n = HUGE_PAGE / PAGE;
+        *n = a->unit / PAGE;
     }
 }
 
@@ -380,7 +374,7 @@ static void handle_fault(LiveTracker *t, uint64_t addr)
     uint64_t first, n;
     bool waited = false;
     g_mutex_lock(&t->lock);
-    fault_span(t, a, (addr - (uintptr_t)a->host) / PAGE, &first, &n);
+    fault_span(a, (addr - (uintptr_t)a->host) / PAGE, &first, &n);
     while (!t->stopping) {
         if (pages_to_save(t, a, first, n) <= t->nfree) {
             save_span(t, a, first, n);
@@ -474,6 +468,29 @@ static void areas_free(LiveTracker *t)
     g_free(t->areas);
 }
 
+/*
+ * The unit of a RAM block: hugetlbfs pages can only be unprotected whole. On
+ * transparent huge pages, a whole huge page when the pool can hold one: unprotecting
+ * part of a huge page splits its mapping, and guest RAM split into 4 KiB mappings costs
+ * KVM a fault per page from then on; and a guest that writes one page of a huge page
+ * mostly writes the others.
+ */
+static bool area_unit(LiveTracker *t, LiveArea *a, const RamBlock *b, int fd, GError **errp)
+{
+    struct statfs st;
+
+    a->unit = b->huge && t->stats.pool_pages >= HUGE_PAGE / PAGE ? HUGE_PAGE : PAGE;
+    if (!b->anonymous && fstatfs(fd, &st) == 0 && st.f_type == HUGETLBFS_MAGIC) {
+        a->unit = (uint64_t)st.f_bsize;
+        if (a->unit / PAGE > t->stats.pool_pages) {
+            error_setg(errp, "live dump: 'live-pool' must hold a whole page of guest RAM '%s' "
+                       "(%" PRIu64 " KiB, on hugetlbfs)", b->name, a->unit >> 10);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool areas_init(LiveTracker *t, const GuestMemory *mem, uint64_t features,
                        GError **errp)
 {
@@ -483,9 +500,9 @@ static bool areas_init(LiveTracker *t, const GuestMemory *mem, uint64_t features
         const RamBlock *b = guest_memory_block(mem, i);
         LiveArea *a = &t->areas[i];
         *a = (LiveArea){ .name = b->name, .host = b->host, .gpa = b->gpa, .size = b->size,
-                         .anonymous = b->anonymous, .huge = b->huge,
+                         .anonymous = b->anonymous,
                          .saved = g_new0(uint64_t, (b->size / PAGE + 63) / 64) };
-        if (!uffd_register(t->uffd, b, errp)) {
+        if (!area_unit(t, a, b, mem->fd, errp) || !uffd_register(t->uffd, b, errp)) {
             return false;
         }
         if (a->anonymous) {
@@ -612,6 +629,18 @@ static void unprotect_span(LiveTracker *t, LiveArea *a, uint64_t lo, uint64_t hi
     }
 }
 
+/* Unprotect the whole units of area a in [lo, hi) (gpa); a unit that is partly outside
+ * stays protected until the handler or live_release deals with it. */
+static void unprotect_units(LiveTracker *t, LiveArea *a, uint64_t lo, uint64_t hi)
+{
+    uintptr_t h = (uintptr_t)a->host - a->gpa, mask = (uintptr_t)a->unit - 1;
+    uintptr_t from = (h + lo + mask) & ~mask, to = (h + hi) & ~mask;
+
+    if (from < to) {
+        unprotect_span(t, a, from - (uintptr_t)a->host, to - (uintptr_t)a->host);
+    }
+}
+
 /* Unprotect the pages of area a that lie outside the dump's ranges. */
 static void unprotect_outside(LiveTracker *t, LiveArea *a)
 {
@@ -621,12 +650,12 @@ static void unprotect_outside(LiveTracker *t, LiveArea *a)
         const DumpRange *r = &g_array_index(t->ranges, DumpRange, j);
         uint64_t lo = r->gpa & ~(PAGE - 1), hi = (r->gpa + r->size + PAGE - 1) & ~(PAGE - 1);
         if (lo > pos) {
-            unprotect_span(t, a, pos - a->gpa, MIN(lo, end) - a->gpa);
+            unprotect_units(t, a, pos, MIN(lo, end));
         }
         pos = MAX(pos, hi);
     }
     if (pos < end) {
-        unprotect_span(t, a, pos - a->gpa, end - a->gpa);
+        unprotect_units(t, a, pos, end);
     }
 }
 
@@ -672,9 +701,8 @@ void live_release(LiveTracker *t, uint64_t gpa)
     }
     g_mutex_unlock(&t->lock);
 
-    /* Unprotect in whole huge pages where the area is on them: unprotecting part of
-     * one splits it. What lags behind is unprotected by the next call, or by the
-     * handler when the guest writes there. */
+    /* Unprotect in whole units (huge pages): what lags behind is unprotected by the
+     * next call, or by the handler when the guest writes there. */
     for (guint i = 0; i < t->nareas; i++) {
         LiveArea *a = &t->areas[i];
         uint64_t lo = MAX(t->unprotected, a->gpa), hi = MIN(gpa, a->gpa + a->size);
@@ -682,8 +710,8 @@ void live_release(LiveTracker *t, uint64_t gpa)
             continue;
         }
         uint64_t end = hi - a->gpa;
-        if (a->huge && hi < a->gpa + a->size) {
-            uintptr_t h = ((uintptr_t)a->host + end) & ~(HUGE_PAGE - 1);
+        if (hi < a->gpa + a->size) {
+            uintptr_t h = ((uintptr_t)a->host + end) & ~(uintptr_t)(a->unit - 1);
             end = h > (uintptr_t)a->host + (lo - a->gpa) ? h - (uintptr_t)a->host : lo - a->gpa;
         }
         unprotect_span(t, a, lo - a->gpa, end);

@@ -314,6 +314,49 @@ def test_writes_by_minivm_during_a_live_dump(make_vm, tmp_path, ram):
     assert mem[untouched:untouched + 64] == b'n' * 64
 
 
+@pytest.fixture
+def hugetlbfs(tmp_path):
+    """A hugetlbfs mount with 32 huge pages set aside for it (needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip('hugetlbfs needs root')
+    knob = Path('/proc/sys/vm/nr_hugepages')
+    before = knob.read_text().strip()
+    mnt = tmp_path / 'huge'
+    mnt.mkdir()
+    knob.write_text(str(int(before) + 32))
+    proc = subprocess.run(['mount', '-t', 'hugetlbfs', 'none', str(mnt)], capture_output=True,
+                          text=True)
+    try:
+        if proc.returncode != 0 or int(knob.read_text()) < int(before) + 16:
+            pytest.skip(f'no hugetlbfs here: {proc.stderr.strip()}')
+        yield mnt
+    finally:
+        subprocess.run(['umount', str(mnt)], capture_output=True)
+        knob.write_text(before)
+
+
+def test_live_dump_on_hugetlbfs(make_vm, tmp_path, hugetlbfs):
+    """-mem-path on hugetlbfs: a write saves and unprotects its whole 2 MiB page; a pool that
+    cannot hold one is refused before anything stops."""
+    vm = make_vm('-mem-path', str(hugetlbfs), mem='32M', accel='none')
+    q = vm.qmp
+    q.cmd('x-pmemwrite', val=0x800000, data=(b'A' * 4096).hex())
+    with pytest.raises(QMPError) as e:
+        q.cmd('dump-guest-memory', paging=False, protocol='file:/dev/null', live=True,
+              **{'live-pool': 1 << 20})
+    assert "'live-pool' must hold a whole page of guest RAM 'pc.ram' (2048 KiB" in e.value.desc
+    reader = gated_live_dump(q)
+    q.cmd('x-pmemwrite', val=0x800000, data=(b'a' * 4096).hex())
+    q.cmd('x-pmemwrite', val=0x900000, data=(b'a' * 4096).hex())    # the same huge page
+    ev, data = reader.finish(q)
+    assert ev['data']['result']['status'] == 'completed', ev
+    assert q.cmd('query-dump')['live']['saved-pages'] == 512
+    (tmp_path / 'live.elf').write_bytes(data)
+    core = dc.ElfCore(tmp_path / 'live.elf')
+    assert core.phys(0x800000, 4096) == b'A' * 4096
+    assert core.phys(0x900000, 4096) == bytes(4096)
+
+
 # ---------------------------------------------------------------- surface and refusals
 
 def test_capability_and_arguments(make_vm):
