@@ -282,10 +282,7 @@ def live_dumps(args, work, fmt='kdump-zlib', smp=2):
     for gib in sizes:
         with harness.Minivm('-kernel', str(ROOT / args.build / LIVE_GUEST), mem=f'{gib}G',
                             smp=smp, workdir=os.path.join(work, f'live-{gib}')) as vm:
-            deadline = time.monotonic() + 120
-            while 'live-counter ready' not in vm.serial_path.read_text(errors='replace'):
-                assert time.monotonic() < deadline, 'the live-counter guest did not start'
-                time.sleep(0.05)
+            vm.wait_serial('live-counter ready', timeout=120)
             starts = live_region_starts(gib << 30, smp)
             live_wait_resident(vm.qmp, starts)
             watched, out = watch(vm), os.path.join(work, 'live.out')
@@ -394,7 +391,7 @@ def main():
             print(f'| {name} | {q_secs} | {secs:.2f} | {ratio} | {size / MIB:.1f} | {q_size} | '
                   f'{disk / MIB:.1f} | {peak / 1024:.1f} |')
         # the medians leave out what a VMM that dumps once pays: its first kdump, whose
-        # buffers are all new memory (dear on some machines: README, "This machine")
+        # buffers are all new memory (dear on some machines: docs/performance.md, "This machine")
         q_first, first = got['QEMU kdump-zlib'][0][0], got['kdump-zlib'][0][0]
         print()
         print(f'First kdump of the process (round 1): kdump-zlib {first:.2f} s, '

@@ -9,22 +9,15 @@
  * libdeflate level 1 writes standard zlib streams (what crash, makedumpfile and
  * libkdumpfile inflate) 2.3 times faster than zlib's Z_BEST_SPEED, 5.8 % larger.
  * isa-l's igzip is faster still but did not give the same bytes for the same page
- * from one minivm process to the next (README, "Choosing the compressors").
+ * from one minivm process to the next (docs/performance.md, "Choosing the compressors").
  */
 #include "config.h"
 #include "compress.h"
 #include "util.h"
 
+#include "codec_libs.h"
+
 #include <libdeflate.h>
-#if CONFIG_LZO
-#include <lzo/lzo1x.h>
-#endif
-#if CONFIG_SNAPPY
-#include <snappy-c.h>
-#endif
-#if CONFIG_ZSTD
-#include <zstd.h>
-#endif
 
 #define LIBDEFLATE_PAGE_LEVEL 1
 #define ZSTD_PAGE_LEVEL 1

@@ -10,16 +10,7 @@
 #include "kdump_format.h"
 #include "util.h"
 
-#include <zlib.h>
-#if CONFIG_LZO
-#include <lzo/lzo1x.h>
-#endif
-#if CONFIG_SNAPPY
-#include <snappy-c.h>
-#endif
-#if CONFIG_ZSTD
-#include <zstd.h>
-#endif
+#include "codec_libs.h"
 
 #define DATA_WINDOW         (4u << 20)    /* page data read-ahead */
 #define KDUMP_MAX_VERSION   6

@@ -174,6 +174,15 @@ class Minivm:
                 raise TimeoutError(f'{path} did not start listening')
             time.sleep(0.02)
 
+    def wait_serial(self, text, timeout=60):
+        """Until `text` is on the serial port (a -kernel guest saying it is ready)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.serial_path.exists() and text in self.serial_path.read_text(errors='replace'):
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f'{text!r} not seen on the serial port')
+
     def wait_serial_ready(self, timeout=120):
         deadline = time.time() + timeout
         want = {f'minivm demo guest: cpu {i} ready' for i in range(self.smp)}

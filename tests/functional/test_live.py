@@ -26,18 +26,9 @@ def ts(ev):
     return ev['timestamp']['seconds'] + ev['timestamp']['microseconds'] / 1e6
 
 
-def wait_serial(vm, text, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if vm.serial_path.exists() and text in vm.serial_path.read_text(errors='replace'):
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f'{text!r} not seen on the serial port')
-
-
 def counter_vm(make_vm, smp=4, mem=MEM):
     vm = make_vm('-kernel', str(livecheck.GUEST), mem=f'{mem >> 20}M', smp=smp)
-    wait_serial(vm, 'live-counter ready')
+    vm.wait_serial('live-counter ready')
     time.sleep(0.2)                      # some passes over every region
     vm.qmp.events.clear()
     return vm
@@ -72,6 +63,12 @@ def stopped_image(q, tmp_path, name='stopped.elf'):
     assert ev['data']['result']['status'] == 'completed'
     q.cmd('cont')
     return livecheck.Image(path, tmp_path)
+
+
+def live_image(tmp_path, data):
+    """The image of a dump's bytes read from a pipe."""
+    (tmp_path / 'live.elf').write_bytes(data)
+    return livecheck.Image(tmp_path / 'live.elf', tmp_path)
 
 
 def assert_one_instant(image):
@@ -173,8 +170,7 @@ def test_pages_first_written_during_the_dump_stay_zero(make_vm, tmp_path):
         time.sleep(0.01)
     ev, data = reader.finish(q)
     assert ev['data']['result']['status'] == 'completed', ev
-    (tmp_path / 'live.elf').write_bytes(data)
-    image = livecheck.Image(tmp_path / 'live.elf', tmp_path)
+    image = live_image(tmp_path, data)
     assert_one_instant(image)
     assert image.trigger() == 0
     assert set(image.tail(MEM)) == {0}
@@ -260,8 +256,7 @@ def test_guest_shutdown_during_a_live_dump(make_vm, tmp_path):
     q.wait_event('SHUTDOWN', timeout=30)
     ev, data = reader.finish(q)
     assert ev['data']['result']['status'] == 'completed', ev
-    (tmp_path / 'live.elf').write_bytes(data)
-    image = livecheck.Image(tmp_path / 'live.elf', tmp_path)
+    image = live_image(tmp_path, data)
     assert_one_instant(image)
     assert image.trigger() == 0
     assert q.cmd('query-status')['status'] == 'shutdown'

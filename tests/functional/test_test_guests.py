@@ -1,7 +1,6 @@
 """-kernel test guests: paging=true dumps (virtual PT_LOADs, PN_XNUM, gdb, cyclic tables) and ignored I/O ports."""
 import struct
 import subprocess
-import time
 
 import pytest
 
@@ -11,15 +10,6 @@ pytestmark = pytest.mark.skipif(not kvm_available(),
                                 reason='/dev/kvm is not accessible: the test guests must run')
 
 GUESTS = BUILD / 'tests' / 'guests'
-
-
-def wait_serial(vm, text, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if vm.serial_path.exists() and text in vm.serial_path.read_text(errors='replace'):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f'{text!r} not seen on the serial port')
 
 
 def load_segments(path):
@@ -62,7 +52,7 @@ def test_demo_guest_mappings(tmp_path):
 
 def test_pn_xnum_many_mappings(tmp_path):
     with Minivm('-kernel', str(GUESTS / 'many-mappings.elf'), mem='64M') as vm:
-        wait_serial(vm, 'many-mappings ready')
+        vm.wait_serial('many-mappings ready')
         vm.qmp.cmd('stop')
         out = tmp_path / 'many.elf'
         vm.qmp.cmd('dump-guest-memory', paging=True, protocol=f'file:{out}')
@@ -90,7 +80,7 @@ def test_paging_with_filter(tmp_path):
 
 def test_cyclic_page_tables_fail_cleanly(tmp_path):
     with Minivm('-kernel', str(GUESTS / 'cyclic-tables.elf'), mem='64M') as vm:
-        wait_serial(vm, 'cyclic-tables ready')
+        vm.wait_serial('cyclic-tables ready')
         vm.qmp.cmd('stop')
         with pytest.raises(QMPError) as e:
             vm.qmp.cmd('dump-guest-memory', paging=True, protocol=f'file:{tmp_path / "c.elf"}')
@@ -101,7 +91,7 @@ def test_cyclic_page_tables_fail_cleanly(tmp_path):
 
 def test_unknown_ports_are_ignored_and_counted():
     with Minivm('-kernel', str(GUESTS / 'unknown-ports.elf'), mem='64M') as vm:
-        wait_serial(vm, 'unknown-ports ready')    # 50 reads of 0xff xor to 0
+        vm.wait_serial('unknown-ports ready')    # 50 reads of 0xff xor to 0
         text = vm.qmp.hmp('info ioports')
         assert 'unknown port and MMIO accesses (ignored): 100' in text, text
         assert vm.qmp.cmd('query-status')['status'] == 'running'

@@ -3,16 +3,7 @@
  * built in), and bad kdump files. */
 #include "test_vmcore.h"
 
-#include <zlib.h>
-#if CONFIG_LZO
-#include <lzo/lzo1x.h>
-#endif
-#if CONFIG_SNAPPY
-#include <snappy-c.h>
-#endif
-#if CONFIG_ZSTD
-#include <zstd.h>
-#endif
+#include "codec_libs.h"
 
 /* ---- a tiny kdump-compressed writer ---- */
 
