@@ -471,9 +471,11 @@ static void areas_free(LiveTracker *t)
 /*
  * The unit of a RAM block: hugetlbfs pages can only be unprotected whole. On
  * transparent huge pages, a whole huge page when the pool can hold one: unprotecting
- * part of a huge page splits its mapping, and guest RAM split into 4 KiB mappings costs
- * KVM a fault per page from then on; and a guest that writes one page of a huge page
- * mostly writes the others.
+ * part of a huge page splits its mapping, and protecting split RAM at the next live
+ * dump's pause costs what 4 KiB pages cost (measured with the live-counter guest: in
+ * 4 KiB units the second live dump of 1 GiB paused 20-25 ms and of 4 GiB 83-89 ms,
+ * against 0.4-1.5 ms in huge pages); and a guest that writes one page of a huge page
+ * mostly writes the others, with one fault instead of 512.
  */
 static bool area_unit(LiveTracker *t, LiveArea *a, const RamBlock *b, int fd, GError **errp)
 {
