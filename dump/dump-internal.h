@@ -3,6 +3,7 @@
 #define MINIVM_DUMP_INTERNAL_H
 
 #include "dump.h"
+#include "page_filter.h"
 
 #include <string.h>
 #include <sys/types.h>
@@ -67,6 +68,9 @@ typedef struct DumpJob {
     int cancelled;           /* atomic */
     guint threads;
     bool dedup;              /* kdump: repeated pages point at their first copy */
+    bool has_dump_level;     /* kdump: the sub-header's dump_level (else QEMU's 1) */
+    unsigned dump_level;
+    PageFilter *filter;      /* kdump: the pages the dump level leaves out, or NULL */
 } DumpJob;
 
 /* Store the low `size` bytes of v little-endian at b + off (the dump's byte order:

@@ -2,7 +2,7 @@
  * Unit tests for dump levels and the VMCOREINFO search, on a synthetic Linux kernel
  * in guest RAM (synth_kernel.h): makedumpfile's decision for each kind of page,
  * ranges that begin before the frames decided, garbage kept, the entries a level
- * needs.
+ * needs, and a filtered kdump file.
  *
  * With MINIVM_FUZZ_SEED_DIR=DIR set, the guests built here are also written there as
  * inputs of the fuzz_pagefilter target (tests/fuzz/make_seeds.py).
@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define RAM (32ULL << 20)
 #define FREE_BLOCK 2048                   /* order 10: frames 2048..3071 */
@@ -309,6 +310,119 @@ static void test_requirements(void)
     }
 }
 
+/* ---- a filtered kdump file ---- */
+
+static X86CPUState kernel_cpu(uint64_t cr3)
+{
+    X86CPUState cpu = { .efer = EFER_LMA | EFER_LME };
+
+    cpu.cr[0] = CR0_PE | CR0_PG;
+    cpu.cr[3] = cr3;
+    cpu.cr[4] = CR4_PAE;
+    return cpu;
+}
+
+
+static char *write_kdump(Guest *g, PageFilter *f, guint threads)
+{
+    X86CPUState cpu = kernel_cpu(g->k.top);
+    DumpRange range = { .gpa = 0, .size = RAM, .host = g->k.ram, .anonymous = true };
+    GArray *ranges = g_array_new(FALSE, FALSE, sizeof(DumpRange));
+    DumpJob job = { .format = DUMP_FORMAT_KDUMP_RAW_ZLIB, .ranges = ranges, .ncpus = 1,
+                    .cpus = &cpu, .threads = threads, .dedup = true, .reader = g->reader,
+                    .filter = f, .has_dump_level = true, .dump_level = 31 };
+    char *path = NULL;
+    GError *err = NULL;
+
+    g_array_append_val(ranges, range);
+    cpu.cs.flags = SEG_FLAG_L | SEG_FLAG_P;
+    arch_dump_info(&cpu, RAM, &job.arch);
+    int fd = g_file_open_tmp("minivm-filter-XXXXXX", &path, NULL);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_true(dump_sink_open(&job.sink, fd, false, NULL));
+    g_assert_true(kdump_dump_write(&job, &err));
+    g_assert_no_error(err);
+    dump_sink_close(&job.sink);
+    g_array_free(ranges, TRUE);
+    return path;
+}
+
+static uint64_t le_at(const uint8_t *p, size_t off, unsigned size)
+{
+    uint64_t v = 0;
+
+    memcpy(&v, p + off, size);
+    return GUINT64_FROM_LE(v);
+}
+
+/* Frame pfn as a raw kdump-zlib file holds it; false when the 2nd bitmap leaves it out.
+ * Descriptors are those of the dumped frames, in frame order. */
+static bool kdump_page(const uint8_t *f, gsize len, uint64_t pfn, uint8_t *page)
+{
+    uint64_t bs = le_at(f, 428, 4), sub = le_at(f, 432, 4), half = le_at(f, 436, 4) / 2 * bs;
+    const uint8_t *bitmap2 = f + (1 + sub) * bs + half;
+    uint64_t index = 0;
+
+    if (!(bitmap2[pfn / 8] >> (pfn % 8) & 1)) {
+        return false;
+    }
+    for (uint64_t p = 0; p < pfn; p++) {
+        index += bitmap2[p / 8] >> (p % 8) & 1;
+    }
+    const uint8_t *desc = f + (1 + sub) * bs + 2 * half + index * 24;
+    uint64_t off = le_at(desc, 0, 8), size = le_at(desc, 8, 4);
+    uLongf n = SYNTH_PAGE;
+    g_assert_cmpuint(off + size, <=, len);
+    if (le_at(desc, 12, 4) == 0) {
+        memcpy(page, f + off, SYNTH_PAGE);
+    } else {
+        g_assert_cmpint(uncompress(page, &n, f + off, size), ==, Z_OK);
+    }
+    return true;
+}
+
+/* Excluded frames are not in the file, every other one is as RAM holds it; the sub-header has the level; any number of threads, the same bytes. */
+static void test_kdump_file(void)
+{
+    Guest g;
+    uint64_t n = RAM / SYNTH_PAGE;
+    g_autofree bool *excluded = g_new(bool, n);
+
+    guest_init(&g, true);
+    for (uint64_t pfn = synth_first_data_pfn(&g.k) + NKINDS; pfn < n; pfn++) {
+        memset(g.k.ram + pfn * SYNTH_PAGE, (int)(pfn % 251) + 1, 64);
+    }
+    PageFilter *f = filter_new(&g, 31);
+    decide(f, 0, n, n, excluded);
+    g_autofree char *path = write_kdump(&g, f, 1);
+    g_autofree char *path3 = write_kdump(&g, f, 3);
+    gchar *a, *b;
+    gsize alen, blen;
+    g_assert_true(g_file_get_contents(path, &a, &alen, NULL));
+    g_assert_true(g_file_get_contents(path3, &b, &blen, NULL));
+    g_assert_cmpmem(a, alen, b, blen);
+    uint32_t level;
+    memcpy(&level, a + SYNTH_PAGE + 8, 4);
+    g_assert_cmpuint(GUINT32_FROM_LE(level), ==, 31);
+
+    uint64_t left_out = 0;
+    for (uint64_t pfn = 0; pfn < n; pfn++) {
+        uint8_t page[SYNTH_PAGE];
+        g_assert_cmpint(kdump_page((const uint8_t *)a, alen, pfn, page), ==, !excluded[pfn]);
+        if (!excluded[pfn]) {
+            g_assert_cmpmem(page, SYNTH_PAGE, g.k.ram + pfn * SYNTH_PAGE, SYNTH_PAGE);
+        }
+        left_out += excluded[pfn];
+    }
+    g_assert_cmpuint(left_out, >, 2000);
+    g_free(a);
+    g_free(b);
+    unlink(path);
+    unlink(path3);
+    page_filter_free(f);
+    guest_free(&g);
+}
+
 /* ---- fuzz seeds ---- */
 
 /*
@@ -348,5 +462,6 @@ int main(int argc, char **argv)
     g_test_add_func("/filter/ranges", test_ranges);
     g_test_add_func("/filter/splits", test_splits);
     g_test_add_func("/filter/requirements", test_requirements);
+    g_test_add_func("/filter/kdump-file", test_kdump_file);
     return g_test_run();
 }
