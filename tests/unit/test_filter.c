@@ -2,13 +2,14 @@
  * Unit tests for dump levels and the VMCOREINFO search, on a synthetic Linux kernel
  * in guest RAM (synth_kernel.h): makedumpfile's decision for each kind of page,
  * ranges that begin before the frames decided, garbage kept, the entries a level
- * needs, and a filtered kdump file.
+ * needs, the note found among bad candidates, and a filtered kdump file.
  *
  * With MINIVM_FUZZ_SEED_DIR=DIR set, the guests built here are also written there as
  * inputs of the fuzz_pagefilter target (tests/fuzz/make_seeds.py).
  */
 #include "dump/dump-internal.h"
 #include "dump/page_filter.h"
+#include "dump/vmcoreinfo_scan.h"
 #include "memory.h"
 #include "synth_kernel.h"
 #include "util.h"
@@ -310,7 +311,7 @@ static void test_requirements(void)
     }
 }
 
-/* ---- a filtered kdump file ---- */
+/* ---- the VMCOREINFO search ---- */
 
 static X86CPUState kernel_cpu(uint64_t cr3)
 {
@@ -322,6 +323,85 @@ static X86CPUState kernel_cpu(uint64_t cr3)
     return cpu;
 }
 
+
+static uint64_t search(Guest *g, const X86CPUState *cpu, uint64_t hint)
+{
+    uint64_t gpa = 0;
+    GBytes *note = vmcoreinfo_search(&g->reader, cpu, hint, &gpa);
+
+    if (!note) {
+        return UINT64_MAX;
+    }
+    gsize len;
+    const uint8_t *data = g_bytes_get_data(note, &len);
+    g_assert_cmpuint(len, ==, 24 + ((g->k.vmcoreinfo->len + 3) & ~3u));
+    g_assert_cmpmem(data + 24, g->k.vmcoreinfo->len, g->k.vmcoreinfo->str,
+                    g->k.vmcoreinfo->len);
+    g_bytes_unref(note);
+    return gpa;
+}
+
+/* A note whose text lies or whose page tables do not map themselves is passed over;
+ * so is one that does not start a page. */
+static void test_search_rejects(void)
+{
+    Guest g;
+
+    guest_init(&g, false);
+    g_autoptr(GString) good = g_string_new(g.k.vmcoreinfo->str);
+    g.k.vmcoreinfo->str[0] = 'X';                      /* XSRELEASE= */
+    synth_kernel_write_note(&g.k, 0x30000);
+    g_string_assign(g.k.vmcoreinfo, good->str);
+    set_entry(g.k.vmcoreinfo, "NUMBER(phys_base)", "0");
+    synth_kernel_write_note(&g.k, 0x31000);
+    g_string_assign(g.k.vmcoreinfo, good->str);
+    set_entry(g.k.vmcoreinfo, "PAGESIZE", "65536");
+    synth_kernel_write_note(&g.k, 0x32000);
+    g_string_assign(g.k.vmcoreinfo, good->str);
+    synth_kernel_write_note(&g.k, 0x33008);
+    g_assert_cmpuint(search(&g, NULL, UINT64_MAX), ==, g.k.note);
+    GBytes *unaligned = vmcoreinfo_note_at(&g.reader, 0x33008);   /* valid, but no page start */
+    g_assert_nonnull(unaligned);
+    g_bytes_unref(unaligned);
+    /* none at all */
+    memset(g.k.ram + g.k.note, 0, 24);
+    g_assert_cmpuint(search(&g, NULL, UINT64_MAX), ==, UINT64_MAX);
+    guest_free(&g);
+}
+
+/* Of several valid notes: the first the vCPU's page tables run, else the first. */
+static void test_search_chooses(void)
+{
+    Guest g;
+
+    guest_init(&g, false);
+    X86CPUState cpu = kernel_cpu(g.k.top);
+    synth_kernel_write_note(&g.k, 0x34000);
+    g_assert_cmpuint(search(&g, NULL, UINT64_MAX), ==, 0x34000);
+    g_assert_cmpuint(search(&g, &cpu, UINT64_MAX), ==, 0x34000);
+    g_assert_cmpuint(search(&g, &cpu, g.k.note), ==, g.k.note);
+
+    /* a stale copy at 0x34000 names tables of its own, which the vCPU does not use */
+    uint64_t stale = synth_new_table(&g.k);
+    uint64_t stale_va = g.k.top_va + 0x200000;
+    synth_map_page(&g.k, stale, stale_va, stale);
+    g_autoptr(GString) good = g_string_new(g.k.vmcoreinfo->str);
+    g_autofree char *va = g_strdup_printf("%" G_GINT64_MODIFIER "x", (guint64)stale_va);
+    g_autofree char *base = g_strdup_printf("%" G_GINT64_FORMAT,
+                                            (gint64)(stale - (stale_va - 0xffffffff80000000ULL)));
+    set_entry(g.k.vmcoreinfo, "SYMBOL(init_top_pgt)", va);
+    set_entry(g.k.vmcoreinfo, "NUMBER(phys_base)", base);
+    synth_kernel_write_note(&g.k, 0x34000);
+    GBytes *note = vmcoreinfo_note_at(&g.reader, 0x34000);
+    g_assert_nonnull(note);
+    g_bytes_unref(note);
+    g_string_assign(g.k.vmcoreinfo, good->str);
+    g_assert_cmpuint(search(&g, &cpu, UINT64_MAX), ==, g.k.note);
+    g_assert_cmpuint(search(&g, &cpu, 0x34000), ==, g.k.note);
+    guest_free(&g);
+}
+
+/* ---- a filtered kdump file ---- */
 
 static char *write_kdump(Guest *g, PageFilter *f, guint threads)
 {
@@ -462,6 +542,8 @@ int main(int argc, char **argv)
     g_test_add_func("/filter/ranges", test_ranges);
     g_test_add_func("/filter/splits", test_splits);
     g_test_add_func("/filter/requirements", test_requirements);
+    g_test_add_func("/filter/search-rejects", test_search_rejects);
+    g_test_add_func("/filter/search-chooses", test_search_chooses);
     g_test_add_func("/filter/kdump-file", test_kdump_file);
     return g_test_run();
 }
