@@ -6,6 +6,7 @@
 #include "dump.h"
 #include "dump/dump-internal.h"
 #include "dump/compress.h"
+#include "dump/guest_kernel.h"
 #include "util.h"
 
 #include <elf.h>
@@ -28,6 +29,9 @@ struct DumpState {
     bool dedup;
     GError *error;         /* a detached dump's error, handed to the main context */
     GSource *done_source;  /* detached_done, pending in the main context */
+    VmcoreinfoMemo vmcoreinfo_memo;      /* the last search for the guest's VMCOREINFO */
+    DumpVmcoreinfoSource vmcoreinfo;     /* of the current or last dump */
+    uint64_t vmcoreinfo_addr;
 };
 
 static const char *const format_names[DUMP_FORMAT__MAX] = {
@@ -197,6 +201,22 @@ bool dump_job_advance(DumpJob *job, uint64_t bytes, GError **errp)
 
 /* ---- request checks (QEMU's order and texts) ---- */
 
+/* minivm's dump-level, after QEMU's checks */
+static bool check_dump_level(const DumpRequest *req, GError **errp)
+{
+    if (req->has_dump_level && (req->dump_level < 0 || req->dump_level > DUMP_LEVEL_MAX)) {
+        error_setg(errp, "Parameter 'dump-level' expects a value from 0 to %d "
+                   "(makedumpfile's -d)", DUMP_LEVEL_MAX);
+        return false;
+    }
+    if (req->has_dump_level && req->dump_level && !format_is_kdump(req->format)) {
+        error_setg(errp, "dump-level is for the kdump formats: the ELF writer keeps "
+                   "every page");
+        return false;
+    }
+    return true;
+}
+
 static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
 {
     if (dump_in_progress(ds)) {
@@ -231,7 +251,7 @@ static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
         error_setg(errp, "Invalid parameter 'begin'");
         return false;
     }
-    return true;
+    return check_dump_level(req, errp);
 }
 
 static int open_output(const DumpRequest *req, DumpGetFdFn get_fd, void *opaque, GError **errp)
@@ -279,6 +299,7 @@ static GArray *collect_ranges(VM *vm, const DumpRequest *req, uint64_t *total)
 static void dump_job_free(DumpJob *job)
 {
     dump_sink_close(&job->sink);
+    page_filter_free(job->filter);
     g_array_free(job->ranges, TRUE);
     g_free(job->cpus);
     if (job->guest_note) {
@@ -381,7 +402,6 @@ static DumpJob *snapshot(DumpState *ds, const DumpRequest *req, GArray *ranges, 
     for (guint i = 0; i < vm->ncpus; i++) {
         job->cpus[i] = vm->cpus[i]->state;
     }
-    job->guest_note = vm->guest_note ? g_bytes_ref(vm->guest_note) : NULL;
     arch_dump_info(vm->ncpus ? &job->cpus[0] : NULL, guest_memory_end(vm->mem), &job->arch);
     for (guint i = 0; req->paging && i < vm->ncpus; i++) {
         if (job->cpus[i].cr[0] & CR0_PG) {
@@ -429,13 +449,24 @@ bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd
         fail_before_start(ds, fd);
         return false;
     }
+    GuestKernel kernel;
+    if (!guest_kernel_find(ds->vm, req, &ds->vmcoreinfo_memo, &kernel, errp)) {
+        guest_kernel_clear(&kernel);
+        g_array_free(ranges, TRUE);
+        fail_before_start(ds, fd);
+        return false;
+    }
+    ds->vmcoreinfo = kernel.source;
+    ds->vmcoreinfo_addr = kernel.gpa;
     if (vm_is_running(ds->vm)) {
         vm_stop(ds->vm, RUN_STATE_SAVE_VM, NULL);
         ds->resume = true;
     }
     DumpJob *job = snapshot(ds, req, ranges, total);
-    if (!dump_sink_open(&job->sink, fd, format_is_kdump(req->format) &&
-                        !format_is_raw_kdump(req->format), errp)) {
+    bool attached = guest_kernel_attach(&kernel, req, job, errp);
+    guest_kernel_clear(&kernel);
+    if (!attached || !dump_sink_open(&job->sink, fd, format_is_kdump(req->format) &&
+                                     !format_is_raw_kdump(req->format), errp)) {
         /* as QEMU's dump_init failing: status failed, no DUMP_COMPLETED */
         job->sink.fd = -1;
         dump_job_free(job);
@@ -478,6 +509,8 @@ DumpProgress dump_query(DumpState *ds)
     } else {
         p = ds->last;
     }
+    p.vmcoreinfo = ds->vmcoreinfo;
+    p.vmcoreinfo_addr = ds->vmcoreinfo_addr;
     g_mutex_unlock(&ds->lock);
     return p;
 }

@@ -45,12 +45,25 @@ typedef struct DumpRequest {
     bool has_begin, has_length;
     int64_t begin, length;
     DumpFormat format;
+    bool has_dump_level;       /* minivm: makedumpfile's -d, 0..31 (kdump formats) */
+    int64_t dump_level;
 } DumpRequest;
+
+/* Where a dump's VMCOREINFO came from. */
+typedef enum {
+    DUMP_VMCOREINFO_NONE,          /* none: the guest published none, none was found */
+    DUMP_VMCOREINFO_NOTE,          /* the guest's note (a restored vmcore's) */
+    DUMP_VMCOREINFO_GUEST_MEMORY,  /* the kernel's own note, found in guest RAM */
+} DumpVmcoreinfoSource;
+
+const char *dump_vmcoreinfo_source_name(DumpVmcoreinfoSource s);
 
 typedef struct DumpProgress {
     DumpStatus status;
     uint64_t completed;
     uint64_t total;
+    DumpVmcoreinfoSource vmcoreinfo;   /* of the current or last dump */
+    uint64_t vmcoreinfo_addr;          /* DUMP_VMCOREINFO_GUEST_MEMORY: where */
 } DumpProgress;
 
 /* Resolves "fd:NAME" to an fd the dump will own and close. */

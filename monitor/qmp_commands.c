@@ -89,6 +89,8 @@ JsonNode *qmp_dump_guest_memory(QmpSession *s, JsonObject *args, GError **errp)
         .begin = qapi_int(args, "begin", 0),
         .length = qapi_int(args, "length", 0),
         .format = qapi_enum(args, "format", DumpGuestMemoryFormat_str, DUMP_FORMAT_ELF),
+        .has_dump_level = qapi_has(args, "dump-level"),
+        .dump_level = qapi_int(args, "dump-level", 0),
     };
 
     dump_guest_memory(s->mon->dump, &req, session_get_fd, s, errp);
@@ -108,8 +110,15 @@ static JsonObject *progress_object(const DumpProgress *p)
 JsonNode *qmp_query_dump(QmpSession *s, JsonObject *args, GError **errp)
 {
     DumpProgress p = dump_query(s->mon->dump);
+    JsonObject *o = progress_object(&p);
 
-    return qapi_object_node(progress_object(&p));
+    if (p.status != DUMP_STATUS_NONE && p.vmcoreinfo != DUMP_VMCOREINFO_NONE) {
+        json_object_set_string_member(o, "vmcoreinfo", dump_vmcoreinfo_source_name(p.vmcoreinfo));
+    }
+    if (p.status != DUMP_STATUS_NONE && p.vmcoreinfo == DUMP_VMCOREINFO_GUEST_MEMORY) {
+        json_object_set_int_member(o, "vmcoreinfo-address", (gint64)p.vmcoreinfo_addr);
+    }
+    return qapi_object_node(o);
 }
 
 JsonNode *qmp_query_dump_guest_memory_capability(QmpSession *s, JsonObject *args,
