@@ -235,6 +235,7 @@ typedef struct Batch {
     uint32_t sizes[BATCH_PAGES];
     uint32_t flags[BATCH_PAGES];
     uint64_t hashes[BATCH_PAGES];    /* content hash of non-zero pages */
+    uint64_t pfns[BATCH_PAGES];      /* with a page filter: each page's frame */
     uint8_t *data;
     size_t data_len;
 } Batch;
@@ -302,16 +303,14 @@ static uint64_t page_pfn(const DumpJob *job, uint64_t page, uint32_t bs)
     return (r->gpa + (uint64_t)(ptr - r->host)) / bs;
 }
 
-/* Which of the npages pages from `first` the dump level leaves out. */
-static void filter_batch(const Pipeline *p, PageFilterCursor *fc, uint64_t first, guint npages,
+/* Which of the batch's pages the dump level leaves out (their frames in b->pfns). */
+static void filter_batch(const Pipeline *p, PageFilterCursor *fc, Batch *b, uint64_t first,
                          bool *excluded)
 {
-    uint64_t pfns[BATCH_PAGES];
-
-    for (guint i = 0; i < npages; i++) {
-        pfns[i] = page_pfn(p->job, first + i, p->page_size);
+    for (guint i = 0; i < b->npages; i++) {
+        b->pfns[i] = page_pfn(p->job, first + i, p->page_size);
     }
-    page_filter_decide(fc, pfns, npages, excluded);
+    page_filter_decide(fc, b->pfns, b->npages, excluded);
 }
 
 static DedupEntry *dedup_slot(const Pipeline *p, uint64_t hash)
@@ -364,7 +363,7 @@ static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, PageFilte
     b->npages = (guint)MIN(BATCH_PAGES, total - first);
     b->data_len = 0;
     if (fc) {
-        filter_batch(p, fc, first, b->npages, excluded);
+        filter_batch(p, fc, b, first, excluded);
     }
     for (guint i = 0; i < b->npages; i++) {
         if (excluded[i]) {
@@ -615,7 +614,7 @@ static bool write_page(Pipeline *p, PageWriter *w, const Batch *b, guint i, uint
         return desc_add(job, &w->desc, l->off_zero_page, bs, 0, errp);
     }
     if (b->kinds[i] == PAGE_EXCLUDED) {
-        return kdump_bitmap_writer_clear(&w->bitmap2, page_pfn(job, index, bs), errp);
+        return kdump_bitmap_writer_clear(&w->bitmap2, b->pfns[i], errp);
     }
     DedupEntry *e = p->dedup ? dedup_slot(p, b->hashes[i]) : NULL;
 

@@ -1,6 +1,20 @@
 /* kdump bitmaps: RAM frames, and the 2nd bitmap written window by window. */
 #include "kdump_bitmap.h"
 
+/* Set bits lo .. hi - 1 of bitmap: single bits at the ends, whole bytes between. */
+static void set_bits(uint8_t *bitmap, uint64_t lo, uint64_t hi)
+{
+    for (; lo < hi && (lo & 7); lo++) {
+        bitmap[lo >> 3] |= (uint8_t)(1u << (lo & 7));
+    }
+    for (; hi > lo && (hi & 7); hi--) {
+        bitmap[(hi - 1) >> 3] |= (uint8_t)(1u << ((hi - 1) & 7));
+    }
+    if (hi > lo) {
+        memset(bitmap + (lo >> 3), 0xff, (size_t)((hi - lo) >> 3));
+    }
+}
+
 void kdump_bitmap_fill_ram(const GArray *ranges, uint32_t page_size, uint8_t *chunk,
                            uint64_t pfn_lo, uint64_t pfn_hi)
 {
@@ -9,8 +23,8 @@ void kdump_bitmap_fill_ram(const GArray *ranges, uint32_t page_size, uint8_t *ch
         const DumpRange *r = &g_array_index(ranges, DumpRange, i);
         uint64_t lo = MAX(r->gpa / page_size, pfn_lo);
         uint64_t hi = MIN((r->gpa + r->size) / page_size, pfn_hi);
-        for (uint64_t pfn = lo; pfn < hi; pfn++) {
-            chunk[(pfn - pfn_lo) >> 3] |= (uint8_t)(1u << (pfn & 7));
+        if (lo < hi) {
+            set_bits(chunk, lo - pfn_lo, hi - pfn_lo);
         }
     }
 }
