@@ -113,6 +113,16 @@ def boot_qemu_fixture(ram, work, log):
     return proc, qmp
 
 
+def quit_qemu(proc, qmp):
+    """End the QEMU that boot_qemu_fixture started."""
+    with contextlib.suppress(Exception):
+        qmp.cmd('quit')
+    qmp.close()
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def timed_dump(cmd, fmt, out, watched=None, paging=False, inspect=None):
     """One dump to a new file: (seconds, memory the dump added in KiB or None, file size,
     disk use, inspect(out) or None). The file is removed afterwards."""
@@ -278,13 +288,8 @@ def filtered(args, work, log):
                 log(f'filtered round {r + 1} of {args.runs}: QEMU elf + makedumpfile '
                     f'{sum(rows["qemu"][-1][:2]):.1f} s, minivm level 31 '
                     f'{rows["level31"][-1][0]:.2f} s, unfiltered {rows["full"][-1][0]:.2f} s')
-        with contextlib.suppress(Exception):
-            qmp.cmd('quit')
     finally:
-        qmp.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        quit_qemu(proc, qmp)
     med = statistics.median
     q_elf, q_mdf = med(x[0] for x in rows['qemu']), med(x[1] for x in rows['qemu'])
     q_total, q_size = med(x[0] + x[1] for x in rows['qemu']), rows['qemu'][-1][2]
@@ -357,13 +362,8 @@ def main():
                         f'{name} {runs[-1][0]:.2f} s' for name, runs in got.items()))
                 added = {name: timed_dump(m.qmp.cmd, fmt, os.path.join(work, 'minivm.out'),
                                           watched[m])[1] for name, fmt, m in rows}
-            with contextlib.suppress(Exception):
-                qmp.cmd('quit')
         finally:
-            qmp.close()
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            quit_qemu(proc, qmp)
         print()
         print(f'Linux fixture ({args.ram}, panicked), median of {args.runs} interleaved rounds '
               '(ratio: median of the rounds\' QEMU s / minivm s):')

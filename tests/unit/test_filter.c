@@ -12,6 +12,7 @@
 #include "dump/vmcoreinfo_scan.h"
 #include "memory.h"
 #include "synth_kernel.h"
+#include "unit_kdump.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -411,18 +412,10 @@ static char *write_kdump(Guest *g, PageFilter *f, guint threads)
     DumpJob job = { .format = DUMP_FORMAT_KDUMP_RAW_ZLIB, .ranges = ranges, .ncpus = 1,
                     .cpus = &cpu, .threads = threads, .dedup = true, .reader = g->reader,
                     .filter = f, .has_dump_level = true, .dump_level = 31 };
-    char *path = NULL;
-    GError *err = NULL;
 
     g_array_append_val(ranges, range);
     cpu.cs.flags = SEG_FLAG_L | SEG_FLAG_P;
-    arch_dump_info(&cpu, RAM, &job.arch);
-    int fd = g_file_open_tmp("minivm-filter-XXXXXX", &path, NULL);
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_true(dump_sink_open(&job.sink, fd, false, NULL));
-    g_assert_true(kdump_dump_write(&job, &err));
-    g_assert_no_error(err);
-    dump_sink_close(&job.sink);
+    char *path = unit_write_kdump(&job, RAM);
     g_array_free(ranges, TRUE);
     return path;
 }
