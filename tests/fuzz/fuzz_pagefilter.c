@@ -3,7 +3,7 @@
  * meets them: the search for the kernel's VMCOREINFO note (vmcoreinfo_search), and
  * the dump-level decisions (page_filter_new, page_filter_decide) for every frame
  * that can have a struct page here, with the input's text and with the note found.
- * Guest memory is a 4 MiB buffer of exactly that size, so that ASan sees any read
+ * Guest memory is a 1 MiB buffer of exactly that size, so that ASan sees any read
  * past guest RAM; a hang is a bug (every walk is bounded).
  *
  * Input: level, flags (bit 0: a vCPU in long mode on the tables the text names;
@@ -19,7 +19,7 @@
 
 #include <string.h>
 
-#define FUZZ_RAM (4u << 20)
+#define FUZZ_RAM (1u << 20)                 /* the synthetic kernels fit below 1 MiB */
 #define FUZZ_FRAMES 8192                  /* struct pages of frames past RAM may be in RAM */
 #define RECORD 4096
 

@@ -506,7 +506,7 @@ static void test_kdump_file(void)
 static void write_seed(const Guest *g, unsigned level, const char *name)
 {
     const char *dir = g_getenv("MINIVM_FUZZ_SEED_DIR");
-    const uint64_t fuzz_ram = 4 << 20;
+    const uint64_t fuzz_ram = 1 << 20;          /* the kernel's structures lie below */
 
     if (!dir) {
         return;
