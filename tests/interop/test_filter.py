@@ -106,6 +106,20 @@ def test_crash_reads_level31(small, small_linux):
     assert readers.reassemble(flat, small.work / 'l31.rebuilt').read_bytes() == raw.read_bytes()
 
 
+def test_same_bytes_for_any_thread_count(small_linux, tmp_path):
+    """Decisions are made per batch from the guest alone: the level-31 file is the same
+    from fresh processes with 1 and 3 compression threads."""
+    files = []
+    for threads in (1, 3):
+        work = tmp_path / str(threads)
+        work.mkdir()
+        with Minivm('-load-vmcore', small_linux['elf'], accel='none', workdir=work,
+                    env={'MINIVM_DUMP_THREADS': threads}) as vm:
+            vm.work = work
+            files.append(dump(vm, 'kdump-raw-zstd', dump_level=31).read_bytes())
+    assert files[0] == files[1]
+
+
 DRGN_READ = r'''
 import sys, drgn
 prog = drgn.Program()
