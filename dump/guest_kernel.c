@@ -38,25 +38,25 @@ static bool filter_for(const DumpRequest *req, GBytes *note, const GuestReader *
            page_filter_new((unsigned)req->dump_level, text, len, r, filter, errp);
 }
 
-/* The kernel's note in guest memory: where the memo says, while it holds, else searched
+/* The kernel's note in guest memory: where the memo says while it stands, else searched
  * for (the memo's place first). */
 static GBytes *find_in_memory(VM *vm, const GuestReader *r, VmcoreinfoMemo *memo, uint64_t *gpa)
 {
     bool running = vm_is_running(vm);
-    GBytes *note = NULL;
+    GBytes *note;
 
-    *gpa = memo->gpa;
-    if (memo->valid && !running && memo->resumes == vm->resumes) {
-        note = memo->gpa == UINT64_MAX ? NULL : vmcoreinfo_note_at(r, memo->gpa);
-        if (note || memo->gpa == UINT64_MAX) {
+    if (memo->stands && !running && memo->resumes == vm->resumes) {
+        note = memo->found ? vmcoreinfo_note_at(r, memo->gpa) : NULL;
+        if (note || !memo->found) {
+            *gpa = memo->gpa;
             return note;
         }
     }
     /* registers are current only while the vCPUs do not run */
     const X86CPUState *cpu = vm->ncpus && !running ? &vm->cpus[0]->state : NULL;
-    note = vmcoreinfo_search(r, cpu, memo->valid ? memo->gpa : UINT64_MAX, gpa);
-    *memo = (VmcoreinfoMemo){ .valid = !running, .resumes = vm->resumes,
-                              .gpa = note ? *gpa : UINT64_MAX };
+    note = vmcoreinfo_search(r, cpu, memo->found ? memo->gpa : UINT64_MAX, gpa);
+    *memo = (VmcoreinfoMemo){ .stands = !running, .resumes = vm->resumes, .found = note != NULL,
+                              .gpa = *gpa };
     return note;
 }
 

@@ -10,11 +10,13 @@
 
 #include "dump-internal.h"
 
-/* The last search of guest memory, reused while the guest has not run since. */
+/* The last search of guest memory: its result stands while the guest has not run since
+ * a search made with the guest stopped; where it found the note is tried first anyway. */
 typedef struct VmcoreinfoMemo {
-    bool valid;
-    uint64_t resumes;              /* vm->resumes when it was made */
-    uint64_t gpa;                  /* where the note was, UINT64_MAX: nowhere */
+    bool stands;                   /* made with the guest stopped */
+    uint64_t resumes;              /* vm->resumes then */
+    bool found;
+    uint64_t gpa;                  /* where the note was */
 } VmcoreinfoMemo;
 
 typedef struct GuestKernel {
