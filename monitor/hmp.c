@@ -388,11 +388,11 @@ static int hmp_get_fd(void *opaque, const char *name, GError **errp)
     return qmp_session_take_fd(opaque, name, errp);
 }
 
-/* minivm's -L LEVEL (makedumpfile's -d; QEMU's HMP has no -L) */
+/* minivm's -D LEVEL (makedumpfile's -d; QEMU's HMP has no -D, and -d is detach) */
 static bool parse_dump_level(char **argv, int argc, int *i, DumpRequest *req, GString *out)
 {
     if (*i + 1 >= argc || !parse_int64(argv[*i + 1], &req->dump_level)) {
-        g_string_append(out, "dump-guest-memory: -L takes a dump level (0 to 31)\n");
+        g_string_append(out, "dump-guest-memory: -D takes a dump level (0 to 31)\n");
         return false;
     }
     req->has_dump_level = true;
@@ -414,7 +414,7 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
         const char *a = argv[i];
         if (a[0] == '-' && a[1] && !a[2]) {
             switch (a[1]) {
-            case 'L':
+            case 'D':
                 if (!parse_dump_level(argv, argc, &i, &req, out)) {
                     return;
                 }
@@ -439,7 +439,7 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
     }
     if (pos == 0) {
         g_string_append(out, "dump-guest-memory: usage: dump-guest-memory [-p] [-d] "
-                        "[-z|-l|-s|-Z] [-R] [-L level] filename [begin length]\n");
+                        "[-z|-l|-s|-Z] [-R] [-D level] filename [begin length]\n");
         return;
     }
     file = positional[0];
@@ -486,7 +486,7 @@ static void hmp_help(Monitor *mon, QmpSession *s, char **argv, int argc, GString
 static const HmpCommand hmp_commands[] = {
     { "cont|c", "", "resume emulation", hmp_cont },
     { "dump-cancel", "", "cancel the current detached dump (minivm)", hmp_dump_cancel },
-    { "dump-guest-memory", "[-p] [-d] [-z|-l|-s|-Z] [-R] [-L level] filename [begin length]",
+    { "dump-guest-memory", "[-p] [-d] [-z|-l|-s|-Z] [-R] [-D level] filename [begin length]",
       "dump guest memory into file 'filename'.\n\t\t\t-p: do paging to get guest's memory "
       "mapping.\n\t\t\t-d: return immediately (do not wait for completion).\n\t\t\t"
       "-z: dump in kdump-compressed format, with zlib compression.\n\t\t\t"
@@ -494,7 +494,7 @@ static const HmpCommand hmp_commands[] = {
       "-s: dump in kdump-compressed format, with snappy compression.\n\t\t\t"
       "-Z: dump in kdump-compressed format, with zstd compression (minivm).\n\t\t\t"
       "-R: when using kdump (-z, -l, -s, -Z), write a raw kdump file, not the flattened "
-      "format.\n\t\t\t-L: leave out the pages of makedumpfile's dump level 'level' "
+      "format.\n\t\t\t-D: leave out the pages of makedumpfile's dump level 'level' "
       "(0-31: 1 zero, 2 cache, 4 cache with private data, 8 user, 16 free pages; "
       "kdump only; minivm).\n\t\t\tbegin: the starting physical address.\n\t\t\t"
       "length: the memory size, in bytes.", hmp_dump_guest_memory },

@@ -113,14 +113,14 @@ def test_no_vmcoreinfo(running, tmp_path):
 def test_hmp_level(running, tmp_path):
     hmp = running.qmp.hmp
     assert 'Error: ' + "Parameter 'dump-level' expects a value from 0 to 31" in \
-        hmp(f'dump-guest-memory -z -L 40 {tmp_path}/out')
-    assert hmp(f'dump-guest-memory -z -L {tmp_path}/out').startswith(
-        'dump-guest-memory: -L takes a dump level (0 to 31)')
-    assert "needs the guest kernel's VMCOREINFO" in hmp(f'dump-guest-memory -z -L 31 {tmp_path}/o')
+        hmp(f'dump-guest-memory -z -D 40 {tmp_path}/out')
+    assert hmp(f'dump-guest-memory -z -D {tmp_path}/out').startswith(
+        'dump-guest-memory: -D takes a dump level (0 to 31)')
+    assert "needs the guest kernel's VMCOREINFO" in hmp(f'dump-guest-memory -z -D 31 {tmp_path}/o')
     assert_still_running(running.qmp)
-    assert hmp(f'dump-guest-memory -Z -R -L 1 {tmp_path}/l1') == ''
+    assert hmp(f'dump-guest-memory -Z -R -D 1 {tmp_path}/l1') == ''
     assert KdumpHeader(tmp_path / 'l1').dump_level == 1
-    assert '-L level' in hmp('help dump-guest-memory')
+    assert '-D level' in hmp('help dump-guest-memory')
 
 
 def test_missing_entries_named(synthetic, tmp_path):
