@@ -8,6 +8,7 @@
 #include "dump/compress.h"
 #include "dump/live.h"
 #include "dump/zeromap.h"
+#include "dump/guest_kernel.h"
 #include "util.h"
 
 #include <elf.h>
@@ -32,6 +33,9 @@ struct DumpState {
     bool dedup;
     GError *error;         /* a detached dump's error, handed to the main context */
     GSource *done_source;  /* detached_done, pending in the main context */
+    VmcoreinfoMemo vmcoreinfo_memo;      /* the last search for the guest's VMCOREINFO */
+    DumpVmcoreinfoSource vmcoreinfo;     /* of the current or last dump */
+    uint64_t vmcoreinfo_addr;
 };
 
 static const char *const format_names[DUMP_FORMAT__MAX] = {
@@ -221,6 +225,22 @@ const uint8_t *dump_page_get(DumpJob *job, ZeroMap *zm, const DumpRange *r, uint
 
 /* ---- request checks (QEMU's order and texts) ---- */
 
+/* minivm's dump-level, after QEMU's checks */
+static bool check_dump_level(const DumpRequest *req, GError **errp)
+{
+    if (req->has_dump_level && (req->dump_level < 0 || req->dump_level > DUMP_LEVEL_MAX)) {
+        error_setg(errp, "Parameter 'dump-level' expects a value from 0 to %d "
+                   "(makedumpfile's -d)", DUMP_LEVEL_MAX);
+        return false;
+    }
+    if (req->has_dump_level && req->dump_level && !format_is_kdump(req->format)) {
+        error_setg(errp, "dump-level is for the kdump formats: the ELF writer keeps "
+                   "every page");
+        return false;
+    }
+    return true;
+}
+
 static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
 {
     if (dump_in_progress(ds)) {
@@ -263,7 +283,12 @@ static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
         error_setg(errp, "Parameter 'live-pool' expects at least one page (4096 bytes)");
         return false;
     }
-    return true;
+    if (req->live && req->has_dump_level && req->dump_level > 1) {
+        /* the struct pages that decide may lie behind the dump, given back to the guest */
+        error_setg(errp, "dump-level above 1 cannot be combined with live yet");
+        return false;
+    }
+    return check_dump_level(req, errp);
 }
 
 static int open_output(const DumpRequest *req, DumpGetFdFn get_fd, void *opaque, GError **errp)
@@ -312,6 +337,7 @@ static void dump_job_free(DumpJob *job)
 {
     live_tracker_free(job->live);
     dump_sink_close(&job->sink);
+    page_filter_free(job->filter);
     g_array_free(job->ranges, TRUE);
     g_free(job->cpus);
     if (job->guest_note) {
@@ -381,7 +407,8 @@ static DumpProgress progress(DumpState *ds)
     }
     DumpProgress p = { .status = DUMP_STATUS_ACTIVE, .total = job->total,
                        .completed = __atomic_load_n(&job->completed, __ATOMIC_RELAXED),
-                       .live = ds->live, .live_stats = ds->live_stats };
+                       .live = ds->live, .live_stats = ds->live_stats,
+                       .vmcoreinfo = ds->vmcoreinfo, .vmcoreinfo_addr = ds->vmcoreinfo_addr };
     if (job->live) {
         p.live_stats = live_stats(job->live);
     }
@@ -472,7 +499,6 @@ static void snapshot(DumpJob *job, const DumpRequest *req)
     for (guint i = 0; i < vm->ncpus; i++) {
         job->cpus[i] = vm->cpus[i]->state;
     }
-    job->guest_note = vm->guest_note ? g_bytes_ref(vm->guest_note) : NULL;
     arch_dump_info(vm->ncpus ? &job->cpus[0] : NULL, guest_memory_end(vm->mem), &job->arch);
     for (guint i = 0; req->paging && i < vm->ncpus; i++) {
         if (job->cpus[i].cr[0] & CR0_PG) {
@@ -554,12 +580,18 @@ bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd
     if (fd < 0) {
         return false;
     }
-    DumpJob *job = prepare(ds, req, fd, errp);
-    if (!job) {
+    GuestKernel kernel;
+    DumpJob *job = NULL;
+    if (!guest_kernel_find(ds->vm, req, &ds->vmcoreinfo_memo, &kernel, errp) ||
+        !(job = prepare(ds, req, fd, errp))) {
+        guest_kernel_clear(&kernel);
         fail_before_start(ds, fd);
         return false;
     }
-    if (!take_instant(ds, job, req, errp)) {
+    /* the note and the struct pages are read at the dump's instant */
+    bool ok = take_instant(ds, job, req, errp) && guest_kernel_attach(&kernel, req, job, errp);
+    guest_kernel_clear(&kernel);
+    if (!ok) {
         /* as QEMU's dump_init failing: status failed, the VM resumed, no DUMP_COMPLETED */
         dump_job_free(job);
         fail_before_start(ds, -1);
@@ -570,6 +602,8 @@ bool dump_guest_memory(DumpState *ds, const DumpRequest *req, DumpGetFdFn get_fd
     ds->job = job;
     ds->live = req->live;
     ds->live_stats = (DumpLiveStats){ 0 };
+    ds->vmcoreinfo = kernel.source;
+    ds->vmcoreinfo_addr = kernel.gpa;
     g_mutex_unlock(&ds->lock);
     if (req->detach) {
         GError *err = NULL;

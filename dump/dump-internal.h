@@ -3,6 +3,7 @@
 #define MINIVM_DUMP_INTERNAL_H
 
 #include "dump.h"
+#include "page_filter.h"
 
 #include <string.h>
 #include <sys/types.h>
@@ -71,6 +72,9 @@ typedef struct DumpJob {
     guint threads;
     bool dedup;              /* kdump: repeated pages point at their first copy */
     LiveTracker *live;       /* a live dump's write tracker (dump/live.h), or NULL */
+    bool has_dump_level;     /* kdump: the sub-header's dump_level (else QEMU's 1) */
+    unsigned dump_level;
+    PageFilter *filter;      /* kdump: the pages the dump level leaves out, or NULL */
 } DumpJob;
 
 /* Store the low `size` bytes of v little-endian at b + off (the dump's byte order:

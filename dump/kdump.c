@@ -3,8 +3,10 @@
  *
  *   block 0        disk_dump_header (version 6; the 32-bit layout for i386)
  *   block 1..      kdump_sub_header, then the ELF note stream
- *   bitmaps        1st (pages present) and 2nd (pages dumped), identical here
- *   page_desc[]    one per RAM page, 24 bytes
+ *   bitmaps        1st (pages present) and 2nd (pages dumped), identical unless a
+ *                  dump level leaves pages out (dump/page_filter.h)
+ *   page_desc[]    one per dumped page, 24 bytes, in frame order; room for one per
+ *                  RAM page, the rest left unwritten (excluded pages have none)
  *   data           one shared zero page, then every non-zero page
  *
  * Pages are compressed by a pool of worker threads, in batches, into a ring of
@@ -22,6 +24,7 @@
 #include "dump-internal.h"
 #include "kdump_format.h"
 #include "live.h"
+#include "kdump_bitmap.h"
 #include "zeromap.h"
 #include "compress.h"
 #include "vmcoreinfo.h"
@@ -33,7 +36,7 @@
 #define KDUMP_SIGNATURE "KDUMP   "
 #define KDUMP_HEADER_VERSION 6
 #define KDUMP_STATUS_INCOMPLETE 0x8
-#define KDUMP_DUMP_LEVEL 1
+#define KDUMP_DUMP_LEVEL 1                   /* QEMU's, when no dump-level is asked for */
 #define PAGE_DESC_SIZE 24
 #define UTS_LEN 65
 #define BATCH_PAGES 256
@@ -41,7 +44,6 @@
 #define WRITER_LAG 4                 /* batches the writer waits for beyond the next one */
 #define RING_BYTES (32u << 20)
 #define DESC_BUFFER_ENTRIES 43690            /* ~1 MiB of page descriptors */
-#define BITMAP_CHUNK (1u << 20)
 #define START_KERNEL_MAP 0xffffffff80000000ULL
 
 typedef struct KdumpLayout {
@@ -51,6 +53,7 @@ typedef struct KdumpLayout {
     uint64_t max_mapnr;
     uint64_t pages;              /* dumpable pages: every RAM page */
     uint32_t sub_hdr_blocks;
+    unsigned dump_level;
     uint64_t bitmap_len;         /* bytes of one bitmap, whole blocks */
     uint64_t off_bitmap1, off_bitmap2, off_desc, off_zero_page;
     uint64_t off_note, note_size;
@@ -83,7 +86,7 @@ static void fill_sub_header(uint8_t *b, const KdumpLayout *l)
     const KdumpFields *f = l->fields;
 
     dump_put_le(b, f->phys_base, (uint64_t)l->phys_base, f->word);
-    dump_put_le(b, f->dump_level, KDUMP_DUMP_LEVEL, 4);
+    dump_put_le(b, f->dump_level, l->dump_level, 4);
     dump_put_le(b, f->offset_vmcoreinfo, l->off_vmcoreinfo, 8);
     dump_put_le(b, f->size_vmcoreinfo, l->size_vmcoreinfo, f->word);
     dump_put_le(b, f->offset_note, l->off_note, 8);
@@ -175,6 +178,7 @@ static void plan_layout(KdumpLayout *l, const DumpJob *job, size_t note_size)
     l->max_mapnr = (last->gpa + last->size) / bs;
     l->pages = count_pages(job, bs);
     l->sub_hdr_blocks = (uint32_t)((sub_size + note_size + bs - 1) / bs);
+    l->dump_level = job->has_dump_level ? job->dump_level : KDUMP_DUMP_LEVEL;
     l->bitmap_len = ((l->max_mapnr + 7) / 8 + bs - 1) / bs * bs;
     l->off_note = bs + sub_size;
     l->note_size = note_size;
@@ -197,25 +201,18 @@ static bool write_headers(DumpJob *job, const KdumpLayout *l, const GByteArray *
     return dump_sink_pwrite(&job->sink, buf, len, 0, errp);
 }
 
-/* Both bitmaps: a bit per PFN that is RAM, in chunks of bounded size. */
+/* A bit per PFN that is RAM, in chunks of bounded size: both bitmaps, or the 1st
+ * alone when a dump level decides the 2nd as the pages go (dump/kdump_bitmap.h). */
 static bool write_bitmaps(DumpJob *job, const KdumpLayout *l, GError **errp)
 {
-    g_autofree uint8_t *chunk = g_malloc(BITMAP_CHUNK);
-    uint32_t bs = l->block_size;
+    g_autofree uint8_t *chunk = g_malloc(KDUMP_BITMAP_CHUNK);
 
-    for (uint64_t pos = 0; pos < l->bitmap_len; pos += BITMAP_CHUNK) {
-        size_t n = (size_t)MIN(BITMAP_CHUNK, l->bitmap_len - pos);
-        uint64_t pfn_lo = pos * 8, pfn_hi = (pos + n) * 8;
-        memset(chunk, 0, n);
-        for (guint i = 0; i < job->ranges->len; i++) {
-            const DumpRange *r = &g_array_index(job->ranges, DumpRange, i);
-            uint64_t lo = MAX(r->gpa / bs, pfn_lo), hi = MIN((r->gpa + r->size) / bs, pfn_hi);
-            for (uint64_t pfn = lo; pfn < hi; pfn++) {
-                chunk[(pfn - pfn_lo) >> 3] |= (uint8_t)(1u << (pfn & 7));
-            }
-        }
+    for (uint64_t pos = 0; pos < l->bitmap_len; pos += KDUMP_BITMAP_CHUNK) {
+        size_t n = (size_t)MIN(KDUMP_BITMAP_CHUNK, l->bitmap_len - pos);
+        kdump_bitmap_fill_ram(job->ranges, l->block_size, chunk, pos * 8, (pos + n) * 8);
         if (!dump_sink_pwrite(&job->sink, chunk, n, l->off_bitmap1 + pos, errp) ||
-            !dump_sink_pwrite(&job->sink, chunk, n, l->off_bitmap2 + pos, errp)) {
+            (!job->filter &&
+             !dump_sink_pwrite(&job->sink, chunk, n, l->off_bitmap2 + pos, errp))) {
             return false;
         }
     }
@@ -228,6 +225,7 @@ typedef enum PageKind {
     PAGE_ZERO,                       /* all zero: the shared zero page */
     PAGE_DATA,                       /* sizes/flags describe its bytes in data */
     PAGE_REPEAT,                     /* a worker found an identical earlier page */
+    PAGE_EXCLUDED,                   /* the dump level leaves it out */
 } PageKind;
 
 typedef struct Batch {
@@ -238,6 +236,7 @@ typedef struct Batch {
     uint32_t sizes[BATCH_PAGES];
     uint32_t flags[BATCH_PAGES];
     uint64_t hashes[BATCH_PAGES];    /* content hash of non-zero pages */
+    uint64_t pfns[BATCH_PAGES];      /* with a page filter: each page's frame */
     uint8_t *data;
     size_t data_len;
 } Batch;
@@ -297,13 +296,22 @@ static const uint8_t *page_ptr(const DumpJob *job, uint64_t page, uint32_t bs)
     return ptr;
 }
 
-/* The guest-physical address just past page `page`. */
-static uint64_t page_end_gpa(const DumpJob *job, uint64_t page, uint32_t bs)
+static uint64_t page_pfn(const DumpJob *job, uint64_t page, uint32_t bs)
 {
-    const uint8_t *ptr;
+    const uint8_t *ptr = NULL;
     const DumpRange *r = page_range(job, page, bs, &ptr);
 
-    return r->gpa + (uint64_t)(ptr - r->host) + bs;
+    return (r->gpa + (uint64_t)(ptr - r->host)) / bs;
+}
+
+/* Which of the batch's pages the dump level leaves out (their frames in b->pfns). */
+static void filter_batch(const Pipeline *p, PageFilterCursor *fc, Batch *b, uint64_t first,
+                         bool *excluded)
+{
+    for (guint i = 0; i < b->npages; i++) {
+        b->pfns[i] = page_pfn(p->job, first + i, p->page_size);
+    }
+    page_filter_decide(fc, b->pfns, b->npages, excluded);
 }
 
 static DedupEntry *dedup_slot(const Pipeline *p, uint64_t hash)
@@ -344,17 +352,25 @@ static bool seen_before(const Pipeline *p, const Batch *b, const guint16 *seen,
     return q && memcmp(page_ptr(p->job, q - 1, bs), page, bs) == 0;
 }
 
-static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, uint8_t *buf, Batch *b,
-                           uint64_t index)
+static void compress_batch(Pipeline *p, PageCodec *codec, ZeroMap *zm, PageFilterCursor *fc,
+                           uint8_t *buf, Batch *b, uint64_t index)
 {
     uint32_t bs = p->page_size;
     uint64_t first = index * BATCH_PAGES;
     uint64_t total = count_pages(p->job, bs);
     guint16 seen[BATCH_SEEN] = { 0 };      /* hash bucket -> batch index + 1 */
+    bool excluded[BATCH_PAGES] = { false };
 
     b->npages = (guint)MIN(BATCH_PAGES, total - first);
     b->data_len = 0;
+    if (fc) {
+        filter_batch(p, fc, b, first, excluded);
+    }
     for (guint i = 0; i < b->npages; i++) {
+        if (excluded[i]) {
+            b->kinds[i] = PAGE_EXCLUDED;
+            continue;
+        }
         const uint8_t *host;
         const DumpRange *r = page_range(p->job, first + i, bs, &host);
         const uint8_t *page = dump_page_get(p->job, zm, r, (uint64_t)(host - r->host), bs, buf);
@@ -396,6 +412,7 @@ static gpointer worker_thread(gpointer opaque)
     PageCodec *codec = page_codec_new(p->job->format, &err);
     ZeroMap *zm = g_new(ZeroMap, 1);
     uint8_t *buf = g_malloc(p->page_size);      /* a live dump's copy of a page */
+    PageFilterCursor *fc = p->job->filter ? page_filter_cursor_new(p->job->filter) : NULL;
 
     zeromap_init(zm);
     g_mutex_lock(&p->lock);
@@ -418,7 +435,7 @@ static gpointer worker_thread(gpointer opaque)
         uint64_t index = p->next_batch++;
         Batch *b = &p->slots[index % p->nslots];
         g_mutex_unlock(&p->lock);
-        compress_batch(p, codec, zm, buf, b, index);
+        compress_batch(p, codec, zm, fc, buf, b, index);
         g_mutex_lock(&p->lock);
         b->index = index;
         b->ready = true;
@@ -430,6 +447,7 @@ static gpointer worker_thread(gpointer opaque)
     zeromap_destroy(zm);
     g_free(zm);
     g_free(buf);
+    page_filter_cursor_free(fc);
     page_codec_free(codec);
     return NULL;
 }
@@ -585,6 +603,7 @@ typedef struct PageWriter {
     uint64_t data_off;         /* file offset of the next page's bytes */
     PageCodec *codec;          /* for hinted repeats the writer does not confirm */
     uint8_t *scratch;
+    KdumpBitmapWriter bitmap2; /* with a page filter: the 2nd bitmap, as pages go */
 } PageWriter;
 
 /* The descriptor and bytes of page `index` (batch page i, bytes at `src` when
@@ -597,6 +616,9 @@ static bool write_page(Pipeline *p, PageWriter *w, const Batch *b, guint i, uint
 
     if (b->kinds[i] == PAGE_ZERO) {
         return desc_add(job, &w->desc, l->off_zero_page, bs, 0, errp);
+    }
+    if (b->kinds[i] == PAGE_EXCLUDED) {
+        return kdump_bitmap_writer_clear(&w->bitmap2, b->pfns[i], errp);
     }
     DedupEntry *e = p->dedup ? dedup_slot(p, b->hashes[i]) : NULL;
 
@@ -639,6 +661,9 @@ static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
                                .next_off = l->off_desc },
                      .data_off = l->off_zero_page + l->block_size };
     g_autofree uint8_t *zero = g_malloc0(l->block_size);
+    if (job->filter) {
+        kdump_bitmap_writer_init(&w.bitmap2, job, l->off_bitmap2, l->bitmap_len);
+    }
     bool ok = dump_sink_seek(&job->sink, l->off_zero_page, errp) &&
               dump_sink_write(&job->sink, zero, l->block_size, errp) &&
               pipeline_start(&p, job, l->pages, errp);
@@ -656,12 +681,16 @@ static bool write_pages(DumpJob *job, const KdumpLayout *l, GError **errp)
             pipeline_release(&p, b);
         }
         if (ok && job->live) {
-            live_release(job->live, page_end_gpa(job, k * BATCH_PAGES + npages - 1, l->block_size));
+            live_release(job->live,
+                         (page_pfn(job, k * BATCH_PAGES + npages - 1, l->block_size) + 1) *
+                         l->block_size);
         }
         ok = ok && dump_job_advance(job, (uint64_t)npages * l->block_size, errp);
     }
-    ok = ok && desc_flush(job, &w.desc, errp);
+    ok = ok && desc_flush(job, &w.desc, errp) &&
+         (!job->filter || kdump_bitmap_writer_finish(&w.bitmap2, errp));
     pipeline_stop(&p);
+    kdump_bitmap_writer_free(&w.bitmap2);
     pipeline_free(&p);
     g_free(w.desc.buf);
     g_free(w.scratch);

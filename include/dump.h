@@ -48,6 +48,8 @@ typedef struct DumpRequest {
     bool live;                 /* minivm: the guest runs on during the dump */
     bool has_live_pool;
     int64_t live_pool;         /* bytes of saved pages at most (default 64 MiB) */
+    bool has_dump_level;       /* minivm: makedumpfile's -d, 0..31 (kdump formats) */
+    int64_t dump_level;
 } DumpRequest;
 
 /* What a live dump cost the guest (see dump/live.h). */
@@ -58,12 +60,23 @@ typedef struct DumpLiveStats {
     uint64_t peak;             /* most pages in the pool at once */
 } DumpLiveStats;
 
+/* Where a dump's VMCOREINFO came from. */
+typedef enum {
+    DUMP_VMCOREINFO_NONE,          /* none: the guest published none, none was found */
+    DUMP_VMCOREINFO_NOTE,          /* the guest's note (a restored vmcore's) */
+    DUMP_VMCOREINFO_GUEST_MEMORY,  /* the kernel's own note, found in guest RAM */
+} DumpVmcoreinfoSource;
+
+const char *dump_vmcoreinfo_source_name(DumpVmcoreinfoSource s);
+
 typedef struct DumpProgress {
     DumpStatus status;
     uint64_t completed;
     uint64_t total;
     bool live;                 /* the dump is (was) live: live_stats is set */
     DumpLiveStats live_stats;
+    DumpVmcoreinfoSource vmcoreinfo;   /* of the current or last dump */
+    uint64_t vmcoreinfo_addr;          /* DUMP_VMCOREINFO_GUEST_MEMORY: where */
 } DumpProgress;
 
 /* Resolves "fd:NAME" to an fd the dump will own and close. */

@@ -64,6 +64,7 @@ struct VM {
     guint ncpus;
     VCPU **cpus;
     RunState state;
+    uint64_t resumes;       /* times the vCPUs were let run: guest memory changes only then */
     GMutex cpu_lock;
     GCond cpu_cond;
     Serial *serial;

@@ -104,6 +104,17 @@ static void info_ramblock(Monitor *mon, GString *out)
     }
 }
 
+/* minivm: where the dump's VMCOREINFO came from (nothing when it had none, as QEMU) */
+static void info_dump_vmcoreinfo(const DumpProgress *p, GString *out)
+{
+    if (p->vmcoreinfo == DUMP_VMCOREINFO_NOTE) {
+        g_string_append(out, "VMCOREINFO: the guest's note\n");
+    } else if (p->vmcoreinfo == DUMP_VMCOREINFO_GUEST_MEMORY) {
+        g_string_append_printf(out, "VMCOREINFO: found in guest memory at 0x%" PRIx64 "\n",
+                               p->vmcoreinfo_addr);
+    }
+}
+
 static void info_dump(Monitor *mon, GString *out)
 {
     DumpProgress p = dump_query(mon->dump);
@@ -111,6 +122,9 @@ static void info_dump(Monitor *mon, GString *out)
     g_string_append_printf(out, "Status: %s\n", dump_status_name(p.status));
     if (p.status == DUMP_STATUS_ACTIVE && p.total) {
         g_string_append_printf(out, "Finished: %.2f %%\n", 100.0 * p.completed / p.total);
+    }
+    if (p.status != DUMP_STATUS_NONE) {
+        info_dump_vmcoreinfo(&p, out);
     }
     if (p.live) {
         const DumpLiveStats *l = &p.live_stats;
@@ -377,6 +391,18 @@ static int hmp_get_fd(void *opaque, const char *name, GError **errp)
     return qmp_session_take_fd(opaque, name, errp);
 }
 
+/* minivm's -D LEVEL (makedumpfile's -d; QEMU's HMP has no -D, and -d is detach) */
+static bool parse_dump_level(char **argv, int argc, int *i, DumpRequest *req, GString *out)
+{
+    if (*i + 1 >= argc || !parse_int64(argv[*i + 1], &req->dump_level)) {
+        g_string_append(out, "dump-guest-memory: -D takes a dump level (0 to 31)\n");
+        return false;
+    }
+    req->has_dump_level = true;
+    (*i)++;
+    return true;
+}
+
 static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int argc,
                                   GString *out)
 {
@@ -391,6 +417,11 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
         const char *a = argv[i];
         if (a[0] == '-' && a[1] && !a[2]) {
             switch (a[1]) {
+            case 'D':
+                if (!parse_dump_level(argv, argc, &i, &req, out)) {
+                    return;
+                }
+                continue;
             case 'p': req.paging = true; continue;
             case 'd': req.detach = true; continue;
             case 'L': req.live = true; continue;
@@ -412,7 +443,7 @@ static void hmp_dump_guest_memory(Monitor *mon, QmpSession *s, char **argv, int 
     }
     if (pos == 0) {
         g_string_append(out, "dump-guest-memory: usage: dump-guest-memory [-p] [-d] [-L] "
-                        "[-z|-l|-s|-Z] [-R] filename [begin length]\n");
+                        "[-z|-l|-s|-Z] [-R] [-D level] filename [begin length]\n");
         return;
     }
     file = positional[0];

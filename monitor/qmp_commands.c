@@ -92,6 +92,8 @@ JsonNode *qmp_dump_guest_memory(QmpSession *s, JsonObject *args, GError **errp)
         .live = qapi_bool(args, "live", false),
         .has_live_pool = qapi_has(args, "live-pool"),
         .live_pool = qapi_int(args, "live-pool", 0),
+        .has_dump_level = qapi_has(args, "dump-level"),
+        .dump_level = qapi_int(args, "dump-level", 0),
     };
 
     dump_guest_memory(s->mon->dump, &req, session_get_fd, s, errp);
@@ -124,6 +126,12 @@ JsonNode *qmp_query_dump(QmpSession *s, JsonObject *args, GError **errp)
     DumpProgress p = dump_query(s->mon->dump);
     JsonObject *o = progress_object(&p);
 
+    if (p.status != DUMP_STATUS_NONE && p.vmcoreinfo != DUMP_VMCOREINFO_NONE) {
+        json_object_set_string_member(o, "vmcoreinfo", dump_vmcoreinfo_source_name(p.vmcoreinfo));
+    }
+    if (p.status != DUMP_STATUS_NONE && p.vmcoreinfo == DUMP_VMCOREINFO_GUEST_MEMORY) {
+        json_object_set_int_member(o, "vmcoreinfo-address", (gint64)p.vmcoreinfo_addr);
+    }
     if (p.live) {
         json_object_set_object_member(o, "live", live_object(&p.live_stats));
     }

@@ -165,6 +165,7 @@ bool vm_start(VM *vm, bool start_paused, GError **errp)
     if (!start_paused) {
         vm->accel->resume(vm);
         vm->state = RUN_STATE_RUNNING;
+        vm->resumes++;
     }
     return true;
 }
@@ -246,6 +247,7 @@ bool vm_cont(VM *vm, GError **errp)
     }
     vm->accel->resume(vm);
     vm->state = RUN_STATE_RUNNING;
+    vm->resumes++;
     vm_emit_event(vm, "RESUME", NULL);
     return true;
 }

@@ -15,6 +15,8 @@ kept small (< 200 KiB each):
   - the synthetic files of the vmcore unit test (build/tests/unit/test-vmcore),
     caught before the test deletes them.
 vmcoreinfo seeds are the note segments of those ELF files plus a few texts.
+pagefilter seeds are the synthetic Linux kernels of build/tests/unit/test-filter, which
+writes them when MINIVM_FUZZ_SEED_DIR names a directory.
 Seeds are inputs only: a changed seed set never changes what a test expects.
 """
 import argparse
@@ -463,6 +465,18 @@ def write_vmcore_seeds(build, fuzz_build, only):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_pagefilter_seeds(build):
+    test = build / 'tests/unit/test-filter'
+    if not test.exists():
+        print(f'make_seeds: no {test}, skipping fuzz_pagefilter seeds')
+        return
+    d = SEEDS / 'fuzz_pagefilter'
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    subprocess.run([str(test)], env=dict(os.environ, MINIVM_FUZZ_SEED_DIR=str(d)),
+                   stdout=subprocess.DEVNULL, check=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--build', default=os.environ.get('MINIVM_BUILD', ROOT / 'build'),
@@ -471,12 +485,14 @@ def main():
                     help='libFuzzer targets (tests/fuzz/run.sh build) used to -merge the '
                          'vmcore candidates down to a minimal covering set')
     ap.add_argument('--only', choices=['fuzz_qmp', 'fuzz_hmp', 'fuzz_vmcore',
-                                       'fuzz_vmcoreinfo'])
+                                       'fuzz_vmcoreinfo', 'fuzz_pagefilter'])
     a = ap.parse_args()
     if a.only in (None, 'fuzz_qmp', 'fuzz_hmp'):
         write_text_seeds()
     if a.only in (None, 'fuzz_vmcore', 'fuzz_vmcoreinfo'):
         write_vmcore_seeds(a.build.resolve(), a.fuzz_build.resolve(), a.only)
+    if a.only in (None, 'fuzz_pagefilter'):
+        write_pagefilter_seeds(a.build.resolve())
     for d in sorted(SEEDS.iterdir()):
         files = list(d.iterdir())
         print(f'{d.name}: {len(files)} seeds, largest {max(f.stat().st_size for f in files)} bytes')

@@ -33,7 +33,7 @@ BUILD="$(cd "$ROOT" && realpath -m "${BUILD:-build}")"
 FB="$(cd "$ROOT" && realpath -m "${FUZZ_BUILD:-build-fuzz}")"
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 FUZZ_TIMEOUT="${FUZZ_TIMEOUT:-25}"
-ALL_TARGETS=(fuzz_qmp fuzz_hmp fuzz_vmcore fuzz_vmcoreinfo)
+ALL_TARGETS=(fuzz_qmp fuzz_hmp fuzz_vmcore fuzz_vmcoreinfo fuzz_pagefilter)
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 

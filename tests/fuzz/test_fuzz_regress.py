@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BUILD = Path(os.environ.get('MINIVM_BUILD', ROOT / 'build'))
 FUZZ_BUILD = Path(os.environ.get('MINIVM_FUZZ_BUILD', ROOT / 'build-fuzz'))
-TARGETS = ['fuzz_qmp', 'fuzz_hmp', 'fuzz_vmcore', 'fuzz_vmcoreinfo']
+TARGETS = ['fuzz_qmp', 'fuzz_hmp', 'fuzz_vmcore', 'fuzz_vmcoreinfo', 'fuzz_pagefilter']
 SANITIZER_REPORT = re.compile(r'runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|'
                               r'ERROR: libFuzzer|SUMMARY: UndefinedBehaviorSanitizer')
 TIMEOUT = int(os.environ.get('MINIVM_FUZZ_INPUT_TIMEOUT', '10'))

@@ -35,3 +35,8 @@ def small_linux():
 @pytest.fixture(scope='session')
 def big_linux():
     return _fixture('big')
+
+
+@pytest.fixture(scope='session')
+def novmci_linux():
+    return _fixture('novmci')

@@ -1,5 +1,6 @@
 """Run the real readers (crash, drgn, gdb, libkdumpfile, makedumpfile) on vmcores."""
 import os
+import re
 import subprocess
 
 CRASH_COMMANDS = 'sys\nbt\nlog\nquit\n'
@@ -12,6 +13,39 @@ def crash_report(vmlinux, dump, commands=CRASH_COMMANDS):
     lines = [line for line in (r.stdout + r.stderr).splitlines()
              if not line.strip().startswith('DUMPFILE:')]
     return '\n'.join(lines)
+
+
+def dump(vm, fmt, name=None, **extra):
+    """minivm's dump of vm's guest as `fmt` into vm.work (dump-guest-memory arguments in
+    extra, `dump_level` spelt with an underscore)."""
+    out = vm.work / (name or f'minivm.{fmt}')
+    if out.exists():
+        out.unlink()
+    if 'dump_level' in extra:
+        extra['dump-level'] = extra.pop('dump_level')
+    vm.qmp.cmd('dump-guest-memory', paging=extra.pop('paging', False),
+               protocol=f'file:{out}', format=fmt, **extra)
+    return out
+
+
+def gdb_print(vmlinux, core, kernel_offset, *exprs):
+    """gdb's `print` of each expression on a paging=true ELF core, kernel symbols
+    relocated by KERNELOFFSET: (stdout, stdout + stderr)."""
+    args = ['gdb', '-batch', '-nx', '-ex', f'add-symbol-file {vmlinux} -o {kernel_offset:#x}',
+            '-ex', f'core-file {core}']
+    for e in exprs:
+        args += ['-ex', f'print {e}']
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    return r.stdout, r.stdout + r.stderr
+
+
+def kaslr_offset(vmcore):
+    """KERNELOFFSET from the VMCOREINFO note of a vmcore."""
+    with open(vmcore, 'rb') as f:
+        head = f.read(1 << 20)
+    m = re.search(rb'KERNELOFFSET=([0-9a-f]+)', head)
+    assert m, 'no KERNELOFFSET in VMCOREINFO'
+    return int(m.group(1), 16)
 
 
 def reassemble(flat, out):

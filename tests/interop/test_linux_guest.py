@@ -11,6 +11,7 @@ import pytest
 
 from qmp import Minivm, kvm_available
 import readers
+from readers import dump
 
 KDUMP_FORMATS = ['kdump-zlib', 'kdump-lzo', 'kdump-snappy', 'kdump-zstd',
                  'kdump-raw-zlib', 'kdump-raw-lzo', 'kdump-raw-snappy', 'kdump-raw-zstd']
@@ -24,15 +25,6 @@ def restored(small_linux, tmp_path_factory):
         vm.baseline = readers.crash_report(small_linux['vmlinux'], small_linux['elf'])
         vm.work = work
         yield vm
-
-
-def dump(vm, fmt, name=None, **extra):
-    out = vm.work / (name or f'minivm.{fmt}')
-    if out.exists():
-        out.unlink()
-    vm.qmp.cmd('dump-guest-memory', paging=extra.pop('paging', False),
-               protocol=f'file:{out}', format=fmt, **extra)
-    return out
 
 
 def test_restore_state(restored, small_linux):
@@ -240,31 +232,15 @@ def test_big_fixture_above_4g(big_linux, tmp_path):
             assert k.read(kdumpfile.KDUMP_MACHPHYSADDR, 0x100000000 + off, 4096) == full
 
 
-def kaslr_offset(vmcore):
-    """KERNELOFFSET from the VMCOREINFO note of a vmcore."""
-    with open(vmcore, 'rb') as f:
-        head = f.read(1 << 20)
-    m = re.search(rb'KERNELOFFSET=([0-9a-f]+)', head)
-    assert m, 'no KERNELOFFSET in VMCOREINFO'
-    return int(m.group(1), 16)
-
-
 def test_paging_dump_gdb(restored, small_linux):
     out = dump(restored, 'elf', name='paging.elf', paging=True)
-    offset = kaslr_offset(out)
-    gdb = subprocess.run(
-        ['gdb', '-batch', '-nx',
-         '-ex', f'add-symbol-file {small_linux["vmlinux"]} -o {offset:#x}',
-         '-ex', 'core-file ' + str(out),
-         '-ex', 'print init_uts_ns.name.release',
-         '-ex', 'print jiffies'],
-        capture_output=True, text=True, timeout=300)
-    text = gdb.stdout + gdb.stderr
+    stdout, text = readers.gdb_print(small_linux['vmlinux'], out, readers.kaslr_offset(out),
+                                     'init_uts_ns.name.release', 'jiffies')
     release = re.escape(small_linux['kernel_version'])
-    assert re.search(rf'^\$1 = "{release}"', gdb.stdout, re.M), text
+    assert re.search(rf'^\$1 = "{release}"', stdout, re.M), text
     assert 'Cannot access memory' not in text, text
     # jiffies through the page tables (gdb) equals jiffies in QEMU's ELF (crash)
-    m = re.search(r'^\$2 = (\d+)$', gdb.stdout, re.M)
+    m = re.search(r'^\$2 = (\d+)$', stdout, re.M)
     assert m, text
     baseline = readers.crash_report(small_linux['vmlinux'], small_linux['elf'],
                                     'p jiffies\nquit\n')

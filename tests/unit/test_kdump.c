@@ -1,5 +1,6 @@
 /* Unit tests for the kdump-compressed writer: repeated pages, thread counts. */
 #include "dump/dump-internal.h"
+#include "unit_kdump.h"
 #include "memory.h"
 #include "vmcore.h"
 
@@ -80,19 +81,11 @@ static char *write_file(uint8_t *ram, guint threads, bool dedup, bool long_mode)
     GArray *ranges = g_array_new(FALSE, FALSE, sizeof(DumpRange));
     DumpJob job = { .format = DUMP_FORMAT_KDUMP_ZLIB, .ranges = ranges, .ncpus = 1,
                     .cpus = &cpu, .threads = threads, .dedup = dedup };
-    char *path = NULL;
-    GError *err = NULL;
 
     g_array_append_val(ranges, range);
     cpu.efer = long_mode ? EFER_LMA | EFER_LME : 0;
     cpu.cs.flags = long_mode ? SEG_FLAG_L | SEG_FLAG_P : SEG_FLAG_P | SEG_FLAG_DB;
-    arch_dump_info(&cpu, range.size, &job.arch);
-    int fd = g_file_open_tmp("minivm-kdump-XXXXXX", &path, NULL);
-    g_assert_cmpint(fd, >=, 0);
-    g_assert_true(dump_sink_open(&job.sink, fd, false, NULL));
-    g_assert_true(kdump_dump_write(&job, &err));
-    g_assert_no_error(err);
-    dump_sink_close(&job.sink);
+    char *path = unit_write_kdump(&job, range.size);
     g_array_free(ranges, TRUE);
     return path;
 }
