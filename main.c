@@ -166,6 +166,10 @@ int main(int argc, char **argv)
     if (!vm) {
         goto out;
     }
+    if (vm->restore_excluded) {
+        fprintf(stderr, "minivm: %s: %" PRIu64 " pages excluded by dump level %u are zero\n",
+                o.vm.load_vmcore, vm->restore_excluded, vm->restore_dump_level);
+    }
     mon = monitor_new(vm);
     if (!add_monitors(mon, &o, &err) || !vm_start(vm, o.vm.start_paused || o.vm.load_vmcore, &err)) {
         goto out;

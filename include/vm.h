@@ -69,6 +69,8 @@ struct VM {
     GCond cpu_cond;
     Serial *serial;
     GBytes *guest_note;     /* the guest's ELF note (VMCOREINFO), or NULL */
+    uint64_t restore_excluded;      /* -load-vmcore: pages its dump level left out (zeros) */
+    uint32_t restore_dump_level;
     uint64_t unknown_port_accesses;
     GMutex event_lock;
     VMEventFn event_fn;

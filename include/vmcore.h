@@ -33,6 +33,10 @@ const X86CPUState *vmcore_cpu(const VmcoreImage *img, guint i);
 /* The guest's VMCOREINFO ELF note (header, name and desc, as found), or NULL. */
 GBytes *vmcore_guest_note(const VmcoreImage *img);
 
+/* Pages the file says are present but holds no data for (a kdump file filtered by a
+ * dump level: they restore as zeros), and the dump level its sub-header records. */
+uint64_t vmcore_excluded_pages(const VmcoreImage *img, uint32_t *dump_level);
+
 /* Copy the dumped memory into `mem`, whose blocks were created from
  * vmcore_block(); pages absent from the file stay zero. */
 bool vmcore_read_memory(VmcoreImage *img, GuestMemory *mem, GError **errp);

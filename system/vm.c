@@ -66,6 +66,7 @@ static bool restore_vmcore(VM *vm, VmcoreImage *img, GError **errp)
     }
     GBytes *note = vmcore_guest_note(img);
     vm->guest_note = note ? g_bytes_ref(note) : NULL;
+    vm->restore_excluded = vmcore_excluded_pages(img, &vm->restore_dump_level);
     return true;
 }
 

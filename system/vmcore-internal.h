@@ -33,6 +33,8 @@ typedef struct KdumpInfo {
     uint64_t desc_off;      /* page_desc table */
     uint64_t data_off;      /* end of that table: page data starts here */
     uint64_t ndumpable;     /* set bits of the 2nd bitmap */
+    uint64_t nexcluded;     /* present (1st bitmap) but not dumped: a dump level left them out */
+    uint32_t dump_level;    /* the sub-header's */
     uint64_t *bitmap2;      /* dumped pages, max_mapnr bits */
 } KdumpInfo;
 

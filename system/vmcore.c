@@ -226,6 +226,14 @@ const X86CPUState *vmcore_cpu(const VmcoreImage *img, guint i)
 }
 
 /* Borrowed: valid until vmcore_close(); g_bytes_ref() it to keep it longer. */
+uint64_t vmcore_excluded_pages(const VmcoreImage *img, uint32_t *dump_level)
+{
+    bool kdump = img->format == VMCORE_KDUMP;
+
+    *dump_level = kdump ? img->kd.dump_level : 0;
+    return kdump ? img->kd.nexcluded : 0;
+}
+
 GBytes *vmcore_guest_note(const VmcoreImage *img)
 {
     return img->guest_note;

@@ -119,6 +119,7 @@ static bool kdump_read_subheader(VmcoreImage *img, KdumpHeader *kh, GError **err
     if (!vmcore_read_at(img, sub, l->sub_size, bs, errp)) {
         return false;
     }
+    img->kd.dump_level = get32(sub + l->dump_level);
     kh->offset_note = get64(sub + l->offset_note);
     kh->size_note = l->word == 8 ? get64(sub + l->size_note)
                                             : get32(sub + l->size_note);
@@ -193,11 +194,12 @@ static uint64_t *bitmap_read(VmcoreImage *img, uint64_t off, GError **errp)
     return bm;
 }
 
-/* Dumped pages must be present; returns the number of dumped pages. */
+/* Dumped pages must be present; counts the dumped pages and the present ones a dump
+ * level left out. */
 static bool kdump_check_bitmaps(VmcoreImage *img, const uint64_t *b1, GError **errp)
 {
     const uint64_t *b2 = img->kd.bitmap2;
-    uint64_t words = align_up(img->kd.max_mapnr, 64) / 64, count = 0;
+    uint64_t words = align_up(img->kd.max_mapnr, 64) / 64, count = 0, present = 0;
 
     for (uint64_t w = 0; w < words; w++) {
         if (b2[w] & ~b1[w]) {
@@ -206,8 +208,10 @@ static bool kdump_check_bitmaps(VmcoreImage *img, const uint64_t *b1, GError **e
                                "present (1st bitmap): the bitmaps disagree", pfn);
         }
         count += (uint64_t)__builtin_popcountll(b2[w]);
+        present += (uint64_t)__builtin_popcountll(b1[w]);
     }
     img->kd.ndumpable = count;
+    img->kd.nexcluded = present - count;
     return true;
 }
 
@@ -447,14 +451,16 @@ static bool kdump_load_pages(VmcoreImage *img, PageReader *pr, GuestMemory *mem,
     return true;
 }
 
-/* Writers put page data right after the descriptor table, optionally led by
- * one shared zero page; anything else means the bitmap miscounts them. */
+/* Writers put page data right after the descriptor table, optionally led by one
+ * shared zero page; anything else means the bitmap miscounts them. A file filtered
+ * by a dump level above 1 may leave room before its data (minivm reserves a
+ * descriptor for every present page), but data inside the table is still wrong. */
 static bool kdump_check_data_start(VmcoreImage *img, const PageReader *pr, GError **errp)
 {
     const KdumpInfo *kd = &img->kd;
+    bool exact = pr->min_off == kd->data_off || pr->min_off == kd->data_off + kd->block_size;
 
-    if (kd->ndumpable && pr->min_off != kd->data_off &&
-        pr->min_off != kd->data_off + kd->block_size) {
+    if (kd->ndumpable && !exact && !(kd->dump_level > 1 && pr->min_off > kd->data_off)) {
         return vmcore_fail(img, errp, "page data starts at 0x%" PRIx64 ", not where the "
                            "descriptor table ends (0x%" PRIx64 "): the bitmaps disagree with the "
                            "descriptors", pr->min_off, kd->data_off);

@@ -164,6 +164,34 @@ def test_readers_see_excluded_pages(small, small_linux):
     assert rc == 0 and 'sysrq_handle_crash' in text, text
 
 
+@pytest.mark.parametrize('fmt', ['kdump-raw-zlib', 'kdump-lzo'])
+def test_restore_a_filtered_file(small, small_linux, tmp_path, fmt):
+    """-load-vmcore of a level-31 file (raw, and flattened): it says how many pages the
+    level left out, they are zero, kept pages are as in QEMU's ELF, and crash reads the
+    restored guest's ELF as it reads the level-31 file."""
+    import kdumpfile
+    path = dump(small, fmt, 'l31.' + fmt, dump_level=31)
+    raw = dump(small, 'kdump-raw-zlib', 'l31-raw.kdump', dump_level=31)
+    kf = KdumpFile(raw)
+    n = kf.max_mapnr_64
+    ram, kept = bits(kf, kf.bitmap1, n), bits(kf, kf.bitmap2, n)
+    with Minivm('-load-vmcore', str(path), accel='none', workdir=tmp_path) as vm:
+        vm.work = tmp_path
+        want = f'{bin(ram & ~kept).count("1")} pages excluded by dump level 31 are zero'
+        assert want in vm.stderr_path.read_text()
+        out = dump(vm, 'elf', 'restored.elf')
+    q = kdumpfile.kdumpfile(small_linux['elf'])
+    r = kdumpfile.kdumpfile(str(out))
+    space = kdumpfile.KDUMP_MACHPHYSADDR
+    for pfn in frames(ram & ~kept & ~((1 << 0x1000) - 1), 8):
+        assert r.read(space, int(pfn, 16) << 12, 4096) == bytes(4096), pfn
+    for pfn in frames(kept & ~((1 << 0x1000) - 1), 8):
+        p = int(pfn, 16) << 12
+        assert r.read(space, p, 4096) == q.read(space, p, 4096), pfn
+    assert readers.crash_report(small_linux['vmlinux'], out) == \
+        readers.crash_report(small_linux['vmlinux'], raw)
+
+
 def test_user_memory_left_out(small, small_linux):
     """The records init.sh left in the buffers of two live processes (anonymous memory,
     small pages and transparent huge pages) are in the unfiltered file and leave it at
