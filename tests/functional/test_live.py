@@ -372,6 +372,24 @@ def test_capability_and_arguments(make_vm):
     assert 'live' not in q.cmd('query-dump')
 
 
+def test_live_with_a_dump_level(make_vm, tmp_path):
+    """Level 1 (zero pages, no struct pages read) works live; a level that reads struct
+    pages is refused with live, before anything stops."""
+    vm = make_vm(mem='64M', accel='none')
+    q = vm.qmp
+    q.events.clear()
+    with pytest.raises(QMPError) as e:
+        q.cmd('dump-guest-memory', paging=False, protocol=f'file:{tmp_path / "x"}',
+              format='kdump-raw-lzo', live=True, **{'dump-level': 31})
+    assert e.value.desc == 'dump-level above 1 cannot be combined with live yet'
+    dc.drain(q, 0.2)
+    assert dc.event_names(q) == []
+    q.cmd('dump-guest-memory', paging=False, protocol=f'file:{tmp_path / "l1"}',
+          format='kdump-raw-lzo', live=True, **{'dump-level': 1})
+    assert dc.KdumpHeader(tmp_path / 'l1').dump_level == 1
+    assert 'live' in q.cmd('query-dump')
+
+
 def test_live_refused_before_anything_stops(make_vm, tmp_path):
     """RAM in a file on a disk file system cannot be write-protected: live fails naming the
     RAM and the reason, before the guest stops; an ordinary dump still works."""
