@@ -422,6 +422,12 @@ static gpointer handler_thread(gpointer opaque)
             }
         }
     }
+    if (!live_check(t, NULL)) {
+        /* no one will serve faults any more: let every writer go (the dump fails) */
+        for (guint i = 0; i < t->nareas; i++) {
+            uffd_protect(t->uffd, t->areas[i].host, t->areas[i].size, false);
+        }
+    }
     return NULL;
 }
 
@@ -431,7 +437,7 @@ static gpointer handler_thread(gpointer opaque)
  * Before Linux 6.4 (no UFFD_FEATURE_WP_UNPOPULATED), write protection skips page
  * table entries that are empty, so every page never touched must be made present
  * first: reading it maps the zero page. Since 6.4 the kernel protects empty
- * entries too (with markers, in the pause: 22 ms per 4 GiB here), so only huge
+ * entries too (with markers, in the pause: 25 ms per 4 GiB here), so only huge
  * page sized runs that are wholly untouched are read, once each: on transparent
  * huge pages that maps the huge zero page, which protects in one entry.
  */
