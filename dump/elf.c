@@ -206,9 +206,9 @@ static bool write_headers(DumpJob *job, const ElfLayout *l, size_t note_size, GE
  * Guest memory goes out in writes of up to ELF_STREAM_CHUNK gathered from pieces:
  * runs of guest RAM, and zero runs from the sink's block of zeros. A page that was
  * never touched is not read: on some kernels reading it allocates it, and a dump must
- * not grow the guest by its untouched memory. A live dump's pages are copies of the
- * instant, gathered in `bounce` at their place in the write; each write lets the
- * guest have the pages behind it back.
+ * not grow the guest by its untouched memory. A live dump reads each page of the
+ * instant straight into `bounce`, one after the other, and writes from there; each
+ * write lets the guest have the pages behind it back.
  */
 typedef struct ElfStream {
     DumpJob *job;
@@ -216,7 +216,7 @@ typedef struct ElfStream {
     int n;
     size_t len;
     uint8_t *bounce;          /* live: ELF_STREAM_CHUNK bytes, page aligned */
-    uint8_t *page;            /* live: one page read from the instant */
+    size_t bounce_used;       /* live: bytes of it that pieces not yet written point at */
     uint64_t consumed;        /* live: guest-physical address of the next page to read */
 } ElfStream;
 
@@ -227,6 +227,7 @@ static bool stream_flush(ElfStream *s, GError **errp)
 
     s->n = 0;
     s->len = 0;
+    s->bounce_used = 0;
     if (s->job->live) {
         live_release(s->job->live, s->consumed);
     }
@@ -246,21 +247,26 @@ static bool stream_add(ElfStream *s, const uint8_t *p, uint64_t len, GError **er
         if (!p) {
             n = MIN(n, DUMP_ZERO_BLOCK);
             s->iov[s->n++] = (struct iovec){ (void *)dump_zero_block, n };
+        } else if (last && (const uint8_t *)last->iov_base + last->iov_len == p) {
+            last->iov_len += n;
         } else {
-            const uint8_t *src = p;
-            if (s->bounce) {
-                src = memcpy(s->bounce + s->len, p, n);
-            }
-            if (last && (const uint8_t *)last->iov_base + last->iov_len == src) {
-                last->iov_len += n;
-            } else {
-                s->iov[s->n++] = (struct iovec){ (void *)src, n };
-            }
+            s->iov[s->n++] = (struct iovec){ (void *)p, n };
         }
         s->len += n;
         len -= n;
         p = p ? p + n : NULL;
     }
+    return true;
+}
+
+/* Live: where the next page of the instant is read to, after what the pending pieces
+ * point at; a full buffer is written out first. */
+static bool stream_slot(ElfStream *s, size_t len, uint8_t **slot, GError **errp)
+{
+    if (s->bounce_used + len > ELF_STREAM_CHUNK && !stream_flush(s, errp)) {
+        return false;
+    }
+    *slot = s->bounce + s->bounce_used;
     return true;
 }
 
@@ -285,16 +291,22 @@ static bool write_range(ElfStream *s, const DumpRange *r, ZeroMap *zm, GError **
 
     for (uint64_t pos = 0; pos < r->size; pos += 4096) {
         size_t step = (size_t)MIN(4096, r->size - pos);
-        const uint8_t *page = dump_page_get(s->job, zm, r, pos, step, s->page);
+        uint8_t *slot = NULL;
+        if (s->bounce && !stream_slot(s, step, &slot, errp)) {
+            return false;
+        }
+        const uint8_t *page = dump_page_get(s->job, zm, r, pos, step, slot);
         s->consumed = r->gpa + pos + step;
         if (!page) {
             zero = MIN(zero, pos);
             continue;
         }
+        /* writing the zero run out may flush, but the page stays where it was read */
         if ((zero != UINT64_MAX && !stream_zeros(s, pos - zero, errp)) ||
             !stream_add(s, page, step, errp)) {
             return false;
         }
+        s->bounce_used = slot ? (size_t)(slot - s->bounce) + step : 0;
         zero = UINT64_MAX;
     }
     return zero == UINT64_MAX || stream_zeros(s, r->size - zero, errp);
@@ -314,7 +326,6 @@ bool elf_dump_write(DumpJob *job, GError **errp)
     ElfStream stream = { .job = job };
     if (job->live) {
         stream.bounce = g_aligned_alloc(ELF_STREAM_CHUNK, 1, 4096);
-        stream.page = g_malloc(4096);
     }
     dump_sink_enable_direct(&job->sink);
     ZeroMap *zm = g_new(ZeroMap, 1);
@@ -327,6 +338,5 @@ bool elf_dump_write(DumpJob *job, GError **errp)
     zeromap_destroy(zm);
     g_free(zm);
     g_aligned_free(stream.bounce);
-    g_free(stream.page);
     return ok && dump_sink_finish(&job->sink, errp);
 }
