@@ -283,12 +283,15 @@ static bool check_request(DumpState *ds, const DumpRequest *req, GError **errp)
         error_setg(errp, "Parameter 'live-pool' expects at least one page (4096 bytes)");
         return false;
     }
+    if (!check_dump_level(req, errp)) {
+        return false;
+    }
     if (req->live && req->has_dump_level && req->dump_level > 1) {
         /* the struct pages that decide may lie behind the dump, given back to the guest */
         error_setg(errp, "dump-level above 1 cannot be combined with live yet");
         return false;
     }
-    return check_dump_level(req, errp);
+    return true;
 }
 
 static int open_output(const DumpRequest *req, DumpGetFdFn get_fd, void *opaque, GError **errp)
