@@ -382,6 +382,10 @@ def test_live_with_a_dump_level(make_vm, tmp_path):
         q.cmd('dump-guest-memory', paging=False, protocol=f'file:{tmp_path / "x"}',
               format='kdump-raw-lzo', live=True, **{'dump-level': 31})
     assert e.value.desc == 'dump-level above 1 cannot be combined with live yet'
+    with pytest.raises(QMPError) as e:
+        q.cmd('dump-guest-memory', paging=False, protocol=f'file:{tmp_path / "x"}',
+              format='kdump-raw-lzo', live=True, **{'dump-level': 99})
+    assert 'expects a value from 0 to 31' in e.value.desc
     dc.drain(q, 0.2)
     assert dc.event_names(q) == []
     q.cmd('dump-guest-memory', paging=False, protocol=f'file:{tmp_path / "l1"}',
