@@ -123,9 +123,7 @@ static void info_dump(Monitor *mon, GString *out)
     if (p.status == DUMP_STATUS_ACTIVE && p.total) {
         g_string_append_printf(out, "Finished: %.2f %%\n", 100.0 * p.completed / p.total);
     }
-    if (p.status != DUMP_STATUS_NONE) {
-        info_dump_vmcoreinfo(&p, out);
-    }
+    info_dump_vmcoreinfo(&p, out);
     if (p.live) {
         const DumpLiveStats *l = &p.live_stats;
         g_string_append_printf(out, "Live: %" PRIu64 " pages saved before the guest wrote them, "

@@ -126,10 +126,10 @@ JsonNode *qmp_query_dump(QmpSession *s, JsonObject *args, GError **errp)
     DumpProgress p = dump_query(s->mon->dump);
     JsonObject *o = progress_object(&p);
 
-    if (p.status != DUMP_STATUS_NONE && p.vmcoreinfo != DUMP_VMCOREINFO_NONE) {
+    if (p.vmcoreinfo != DUMP_VMCOREINFO_NONE) {     /* none before any dump */
         json_object_set_string_member(o, "vmcoreinfo", dump_vmcoreinfo_source_name(p.vmcoreinfo));
     }
-    if (p.status != DUMP_STATUS_NONE && p.vmcoreinfo == DUMP_VMCOREINFO_GUEST_MEMORY) {
+    if (p.vmcoreinfo == DUMP_VMCOREINFO_GUEST_MEMORY) {
         json_object_set_int_member(o, "vmcoreinfo-address", (gint64)p.vmcoreinfo_addr);
     }
     if (p.live) {
